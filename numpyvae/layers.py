@@ -1,0 +1,208 @@
+"""Dense layers, activations and the MLP built from them: forward/backward pairs.
+
+Every piece follows one shape: ``forward`` computes the output and keeps what
+``backward`` needs; ``backward(grad_out)`` returns the gradient with respect to the
+input and writes the gradients of the piece's own parameters into ``self.grads``.
+The derivations are in tutorials/05_backpropagation_by_hand.ipynb.
+"""
+import numpy
+
+from . import backend
+from .parameters import ParameterDict, initialize_weight
+
+
+class Dense:
+    """Affine map ``y = x W + b`` with x (N, n_in), W (n_in, n_out), b (n_out,).
+
+    Backward: dL/dW = x^T g, dL/db = sum_n g_n, dL/dx = g W^T
+    (tutorial 05, "The dense layer").
+    """
+
+    def __init__(self, weight, bias, grad_weight, grad_bias):
+        self.params = {"W": weight, "b": bias}
+        self.grads = {"W": grad_weight, "b": grad_bias}
+        self.x = None
+
+    @classmethod
+    def create(cls, n_in, n_out, rng=None, init="normal", init_std=0.01, dtype=numpy.float64):
+        """A stand-alone layer with its own parameter and gradient buffers."""
+        params = ParameterDict([("W", (n_in, n_out)), ("b", (n_out,))], dtype=dtype)
+        grads = params.zeros_like()
+        initialize_weight(params["W"], rng or numpy.random.default_rng(0), init, init_std)
+        return cls(params["W"], params["b"], grads["W"], grads["b"])
+
+    def forward(self, x):
+        self.x = x
+        y = x @ self.params["W"]
+        y += self.params["b"]
+        return y
+
+    def backward(self, grad_out, need_input_grad=True):
+        xp = backend.namespace_of(grad_out)
+        xp.matmul(self.x.T, grad_out, out=self.grads["W"])
+        xp.sum(grad_out, axis=0, out=self.grads["b"])
+        if need_input_grad:
+            return grad_out @ self.params["W"].T
+        return None
+
+
+class Identity:
+    """a -> a. Backward passes the gradient through unchanged."""
+
+    params = grads = {}
+
+    def forward(self, a):
+        return a
+
+    def backward(self, grad_out):
+        return grad_out
+
+
+class Tanh:
+    """y = tanh(a); dy/da = 1 - y^2 (tutorial 05, "Activations")."""
+
+    params = grads = {}
+
+    def forward(self, a):
+        self.y = backend.namespace_of(a).tanh(a)
+        return self.y
+
+    def backward(self, grad_out):
+        local = self.y * self.y
+        backend.namespace_of(local).subtract(1, local, out=local)
+        local *= grad_out
+        return local
+
+
+def exp_negative_abs(a):
+    """exp(-|a|), in (0, 1]: the one exponential that sigmoid and softplus need,
+    written so it can never overflow."""
+    xp = backend.namespace_of(a)
+    e = xp.abs(a)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)
+    return e
+
+
+def sigmoid(a, exp_negative_abs_a=None):
+    """sigma(a) = 1 / (1 + exp(-a)), accurate to the last digit for every a.
+
+    With e = exp(-|a|): sigma(a) = 1 / (1 + e) for a >= 0 and e / (1 + e) for a < 0.
+    Neither branch overflows or cancels (0.5 + 0.5 tanh(a/2) is finite too, but
+    loses all relative precision in the left tail). Pass exp(-|a|) if already known.
+    """
+    xp = backend.namespace_of(a)
+    e = exp_negative_abs(a) if exp_negative_abs_a is None else exp_negative_abs_a
+    y = xp.where(a >= 0, 1, e)
+    y /= e + 1
+    return y
+
+
+class Sigmoid:
+    """y = sigma(a); dy/da = y (1 - y) (tutorial 05, "Activations")."""
+
+    params = grads = {}
+
+    def forward(self, a):
+        self.y = sigmoid(a)
+        return self.y
+
+    def backward(self, grad_out):
+        local = 1 - self.y
+        local *= self.y
+        local *= grad_out
+        return local
+
+
+class ReLU:
+    """y = max(a, 0); dy/da = [a > 0]."""
+
+    params = grads = {}
+
+    def forward(self, a):
+        self.positive = a > 0
+        return a * self.positive
+
+    def backward(self, grad_out):
+        return grad_out * self.positive
+
+
+def softplus(a, exp_negative_abs_a=None):
+    """log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|)), finite and accurate for every a."""
+    xp = backend.namespace_of(a)
+    out = exp_negative_abs(a) if exp_negative_abs_a is None else exp_negative_abs_a.copy()
+    xp.log1p(out, out=out)
+    out += xp.maximum(a, 0)
+    return out
+
+
+class Softplus:
+    """y = log(1 + exp(a)); dy/da = sigma(a)."""
+
+    params = grads = {}
+
+    def forward(self, a):
+        self.a = a
+        return softplus(a)
+
+    def backward(self, grad_out):
+        return grad_out * sigmoid(self.a)
+
+
+ACTIVATIONS = {
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+    "relu": ReLU,
+    "softplus": Softplus,
+    "identity": Identity,
+}
+
+
+def make_activation(name):
+    """A fresh activation piece from its name (one of ``ACTIVATIONS``)."""
+    try:
+        return ACTIVATIONS[name]()
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown activation {name!r}: choose one of {', '.join(ACTIVATIONS)}."
+        ) from None
+
+
+class MLP:
+    """h = act(... act(act(x W1 + b1) W2 + b2) ...): Dense layers, each followed by
+    the activation. With no layers it is the identity map (a linear VAE then has
+    only its linear heads).
+
+    ``params``/``grads`` are ParameterDicts holding views named ``{prefix}{i}.W`` and
+    ``{prefix}{i}.b``; the MLP builds its layers on those views.
+    """
+
+    def __init__(self, sizes, activation, params, grads, prefix):
+        self.layers = []
+        for index in range(len(sizes) - 1):
+            name = f"{prefix}{index}"
+            dense = Dense(params[f"{name}.W"], params[f"{name}.b"],
+                          grads[f"{name}.W"], grads[f"{name}.b"])
+            self.layers.append((dense, make_activation(activation)))
+
+    @staticmethod
+    def layout(sizes, prefix):
+        """The (name, shape) entries an MLP with layer widths ``sizes`` needs."""
+        entries = []
+        for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            entries += [(f"{prefix}{index}.W", (n_in, n_out)), (f"{prefix}{index}.b", (n_out,))]
+        return entries
+
+    def forward(self, x):
+        h = x
+        for dense, activation in self.layers:
+            h = activation.forward(dense.forward(h))
+        return h
+
+    def backward(self, grad_out, need_input_grad=True):
+        grad = grad_out
+        for position, (dense, activation) in enumerate(reversed(self.layers)):
+            is_first_layer = position == len(self.layers) - 1
+            grad = dense.backward(activation.backward(grad),
+                                  need_input_grad=need_input_grad or not is_first_layer)
+        return grad

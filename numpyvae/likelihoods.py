@@ -1,0 +1,112 @@
+"""Log-likelihoods log p(x|z) of the decoder's output distributions, with backward.
+
+Each takes the data x (..., X) and the decoder's outputs (..., X) (x broadcasts, so
+outputs for L samples of shape (L, N, X) pair with x of shape (N, X)) and returns
+the log-density summed over the X pixels, shape (...). Backward takes the upstream
+gradient of that shape. Derivations: tutorials/05_backpropagation_by_hand.ipynb,
+"Likelihoods".
+"""
+import math
+
+from . import backend
+from .layers import exp_negative_abs, sigmoid
+
+LOG_2PI = math.log(2.0 * math.pi)
+
+
+def bernoulli_log_likelihood(x, logits):
+    """sum_d x_d l_d - softplus(l_d): log Bernoulli(x | sigma(l)), finite for any l."""
+    return BernoulliLogLikelihood().forward(x, logits)
+
+
+def gaussian_log_likelihood(x, mean, logvar):
+    """sum_d -1/2 (log 2 pi + logvar_d + (x_d - mean_d)^2 exp(-logvar_d))."""
+    return GaussianLogLikelihood().forward(x, mean, logvar)
+
+
+def fixed_variance_gaussian_log_likelihood(x, mean, variance):
+    """sum_d -1/2 (log 2 pi variance + (x_d - mean_d)^2 / variance)."""
+    return FixedVarianceGaussianLogLikelihood(variance).forward(x, mean)
+
+
+class BernoulliLogLikelihood:
+    """log p(x | l) = sum_d [x_d l_d - log(1 + exp(l_d))] with logits l.
+
+    Never forms log(sigmoid(l)): with e = exp(-|l|),
+        log(1 + exp(l)) = max(l, 0) + log1p(e)
+        sigma(l)        = 1 / (1 + e)  if l >= 0,  e / (1 + e)  otherwise,
+    so logits of +-100 (or +-1e4) give exact, finite values. The gradient is
+        d log p / d l = x - sigma(l),
+    and sigma(l) is computed here from the same e the forward pass needs.
+    """
+
+    params = grads = {}
+
+    def forward(self, x, logits):
+        xp = backend.namespace_of(logits)
+        e = exp_negative_abs(logits)
+        self.probability = sigmoid(logits, e)    # kept for backward
+        xp.log1p(e, out=e)
+        e += xp.maximum(logits, 0)               # softplus(l), reusing e's memory
+        terms = x * logits
+        terms -= e
+        self.x = x
+        return terms.sum(axis=-1)
+
+    def backward(self, grad_out):
+        grad_logits = self.x - self.probability
+        grad_logits *= grad_out[..., None]
+        return grad_logits
+
+
+class GaussianLogLikelihood:
+    """log N(x | mean, diag exp(logvar)), with a learned per-pixel log-variance.
+
+        d/d mean   = (x - mean) exp(-logvar)
+        d/d logvar = ((x - mean)^2 exp(-logvar) - 1) / 2
+    """
+
+    params = grads = {}
+
+    def forward(self, x, mean, logvar):
+        xp = backend.namespace_of(mean)
+        inverse_variance = xp.negative(logvar)
+        xp.exp(inverse_variance, out=inverse_variance)
+        self.scaled_residual = x - mean
+        self.scaled_residual *= inverse_variance          # (x - mean) / var
+        self.squared = xp.subtract(x, mean)
+        self.squared *= self.scaled_residual              # (x - mean)^2 / var
+        terms = self.squared + logvar
+        terms += LOG_2PI
+        return -0.5 * terms.sum(axis=-1)
+
+    def backward(self, grad_out):
+        g = grad_out[..., None]
+        grad_mean = self.scaled_residual * g
+        grad_logvar = self.squared - 1
+        grad_logvar *= 0.5 * g
+        return grad_mean, grad_logvar
+
+
+class FixedVarianceGaussianLogLikelihood:
+    """log N(x | mean, variance I) for a fixed variance (a hyperparameter).
+
+        d/d mean = (x - mean) / variance
+    """
+
+    params = grads = {}
+
+    def __init__(self, variance=1.0):
+        if not variance > 0:
+            raise ValueError(f"The Gaussian decoder's variance must be > 0, got {variance}.")
+        self.variance = float(variance)
+
+    def forward(self, x, mean):
+        residual = x - mean
+        self.scaled_residual = residual / self.variance
+        residual *= self.scaled_residual
+        squared_sum = residual.sum(axis=-1)
+        return -0.5 * (squared_sum + x.shape[-1] * (LOG_2PI + math.log(self.variance)))
+
+    def backward(self, grad_out):
+        return self.scaled_residual * grad_out[..., None]

@@ -1,0 +1,179 @@
+"""Optimizers, written out by hand, updating parameters in place.
+
+``opt.step(params, grads)`` takes two mappings name -> array with the same names and
+shapes. When both are :class:`~numpyvae.parameters.ParameterDict` s with one layout
+(a model's ``params`` and the ``grads`` from ``loss_and_grads``), the update runs
+on their flat buffers: a few long element-wise operations instead of a few per
+array. Any other mapping is updated array by array. The math is the same.
+
+Optimizer state (momentum, running sums) lives in ``opt.state``; ``state_dict()``
+and ``load_state_dict()`` save and restore it, for checkpoints.
+"""
+import numpy
+
+from . import backend
+from .parameters import ParameterDict, same_layout
+
+
+class Optimizer:
+    """Common bookkeeping: state buffers shaped like the parameters, scratch space,
+    and the choice between the flat path and the per-array path."""
+
+    state_names = ()
+
+    def __init__(self, lr):
+        if not lr > 0:
+            raise ValueError(f"The learning rate must be > 0, got {lr}.")
+        self.lr = float(lr)
+        self.steps = 0
+        self.state = {}
+        self._scratch = {}
+
+    def _state_buffers(self, params):
+        for name in self.state_names:
+            if name not in self.state:
+                if isinstance(params, ParameterDict):
+                    self.state[name] = params.zeros_like()
+                else:
+                    xp = backend.namespace_of(*params.values())
+                    self.state[name] = {key: xp.zeros_like(value) for key, value in params.items()}
+        return [self.state[name] for name in self.state_names]
+
+    def _segments(self, params, grads):
+        """Yield (parameter, gradient, scratch, *state) arrays to update together."""
+        if set(params) != set(grads):
+            raise ValueError("params and grads must have the same names; differing: "
+                             f"{sorted(set(params) ^ set(grads))}.")
+        states = self._state_buffers(params)
+        if same_layout(params, grads) and all(isinstance(s, ParameterDict) for s in states):
+            yield (params.flat, grads.flat, self._scratch_for("flat", grads.flat),
+                   *[state.flat for state in states])
+            return
+        for key, value in params.items():
+            grad = grads[key]
+            if tuple(grad.shape) != tuple(value.shape):
+                raise ValueError(f"grads[{key!r}] has shape {tuple(grad.shape)}, "
+                                 f"params[{key!r}] has {tuple(value.shape)}.")
+            yield (value, grad, self._scratch_for(key, grad), *[state[key] for state in states])
+
+    def _scratch_for(self, key, like):
+        scratch = self._scratch.get(key)
+        if scratch is None or scratch.shape != like.shape or scratch.dtype != like.dtype:
+            scratch = self._scratch[key] = backend.namespace_of(like).empty_like(like)
+        return scratch
+
+    def step(self, params, grads):
+        """One update of every array in ``params``, in place."""
+        self.steps += 1
+        for segment in self._segments(params, grads):
+            self._update(*segment)
+
+    def state_dict(self):
+        """Host copies of the state, for a checkpoint: {'steps', 'name/key': array}."""
+        saved = {"steps": numpy.asarray(self.steps)}
+        for name, buffers in self.state.items():
+            for key, value in buffers.items():
+                saved[f"{name}/{key}"] = numpy.array(backend.to_numpy(value))
+        return saved
+
+    def load_state_dict(self, saved, params):
+        """Restore what :meth:`state_dict` returned, for the parameters ``params``."""
+        self.steps = int(saved["steps"])
+        for name, buffers in zip(self.state_names, self._state_buffers(params)):
+            for key, value in buffers.items():
+                stored = saved.get(f"{name}/{key}")
+                if stored is None or tuple(stored.shape) != tuple(value.shape):
+                    raise ValueError(f"Optimizer state {name}/{key} is missing or has the "
+                                     "wrong shape: the checkpoint is from another model or optimizer.")
+                value[...] = backend.namespace_of(value).asarray(stored, dtype=value.dtype)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (heavy-ball) momentum:
+
+        v <- momentum * v + g
+        theta <- theta - lr * v
+
+    With momentum = 0 this is plain theta <- theta - lr * g. (The same convention as
+    PyTorch's SGD, so the two can be compared step for step.)
+    """
+
+    state_names = ("velocity",)
+
+    def __init__(self, lr=0.01, momentum=0.9):
+        super().__init__(lr)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}.")
+        self.momentum = float(momentum)
+
+    def _update(self, param, grad, scratch, velocity):
+        velocity *= self.momentum
+        velocity += grad
+        backend.namespace_of(param).multiply(velocity, self.lr, out=scratch)
+        param -= scratch
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi, Hazan & Singer, 2011), the optimizer of AEVB:
+
+        G <- G + g * g
+        theta <- theta - lr * g / (sqrt(G) + eps)
+
+    Each coordinate's step shrinks with the history of its squared gradients.
+    """
+
+    state_names = ("sum_of_squares",)
+
+    def __init__(self, lr=0.01, eps=1e-10):
+        super().__init__(lr)
+        self.eps = float(eps)
+
+    def _update(self, param, grad, scratch, sum_of_squares):
+        xp = backend.namespace_of(param)
+        xp.multiply(grad, grad, out=scratch)
+        sum_of_squares += scratch
+        xp.sqrt(sum_of_squares, out=scratch)
+        scratch += self.eps
+        xp.divide(grad, scratch, out=scratch)
+        scratch *= self.lr
+        param -= scratch
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), with bias correction, at step t:
+
+        m <- beta1 m + (1 - beta1) g          v <- beta2 v + (1 - beta2) g * g
+        m_hat = m / (1 - beta1^t)             v_hat = v / (1 - beta2^t)
+        theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)
+    """
+
+    state_names = ("first_moment", "second_moment")
+
+    def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(lr)
+        for name, value in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= value < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {value}.")
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+
+    def _update(self, param, grad, scratch, first_moment, second_moment):
+        xp = backend.namespace_of(param)
+        correction1 = 1.0 - self.beta1 ** self.steps
+        correction2 = 1.0 - self.beta2 ** self.steps
+        first_moment *= self.beta1
+        xp.multiply(grad, 1.0 - self.beta1, out=scratch)
+        first_moment += scratch
+        second_moment *= self.beta2
+        xp.multiply(grad, grad, out=scratch)
+        scratch *= 1.0 - self.beta2
+        second_moment += scratch
+        # sqrt(v_hat) + eps = sqrt(v) / sqrt(correction2) + eps
+        xp.sqrt(second_moment, out=scratch)
+        scratch *= 1.0 / correction2 ** 0.5
+        scratch += self.eps
+        xp.divide(first_moment, scratch, out=scratch)
+        scratch *= self.lr / correction1
+        param -= scratch
+
+
+OPTIMIZERS = {"sgd": SGD, "adagrad": Adagrad, "adam": Adam}
