@@ -3,7 +3,7 @@
 Every gradient is derived by hand, written as an explicit backward pass and checked
 against central finite differences (``numpyvae.gradcheck``).
 """
-from . import backend, gradcheck, linear_gaussian, optim
+from . import backend, datasets, gradcheck, linear_gaussian, optim
 from .kl import KLDiagonalGaussians, KLStandardNormal, kl_diagonal_gaussians, kl_standard_normal
 from .layers import MLP, Dense, Identity, ReLU, Sigmoid, Softplus, Tanh, sigmoid, softplus
 from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikelihood,

@@ -1,0 +1,55 @@
+"""Data sets of the AEVB paper and its successors, verified and parsed with NumPy only.
+
+>>> from numpyvae import datasets
+>>> x, labels = datasets.load("frey", "train")          # (1600, 560) float32 in [0, 1], None
+>>> x.reshape(-1, *datasets.image_shape("frey"))        # upright 28 x 20 faces
+
+Data sets (``names()``): ``frey``, ``binarized-mnist``, ``mnist``,
+``fashion-mnist``; ``DATASETS[name]`` holds each one's files (canonical URL,
+mirrors, size, SHA-256), splits and citation.
+
+* ``load(name, split="train", data_dir=None, download=True, dtype=float32)``
+  returns ``(x, labels)``; missing files are downloaded and every file is
+  verified against its SHA-256.
+* ``binarize(x, rng)`` draws a fresh Bernoulli binarization (per minibatch).
+* ``resolve_data_dir(data_dir=None)``: ``data_dir``, else ``$NUMPYVAE_DATA``,
+  else ``<user cache>/numpyvae/data`` (e.g. ``~/.cache/numpyvae/data``).
+* ``fetch(name, data_dir=None, source_dir=None)`` downloads (or imports from a
+  local folder) and verifies all files of a data set; ``data_fetch.py`` is the
+  command-line front end.
+
+All errors derive from ``DataError`` and say what to do.
+"""
+
+from .errors import ChecksumError, DataError, DataNotFoundError, DownloadError, FormatError
+from .fetch import FetchResult, download_file, fetch, fetch_file, import_file
+from .loading import available, binarize, frey_split, image_shape, load, splits
+from .paths import cache_dir, default_data_dir, resolve_data_dir
+from .registry import DATASETS, Dataset, FileSpec, get_dataset, names
+
+__all__ = [
+    "DATASETS",
+    "ChecksumError",
+    "DataError",
+    "DataNotFoundError",
+    "Dataset",
+    "DownloadError",
+    "FetchResult",
+    "FileSpec",
+    "FormatError",
+    "available",
+    "binarize",
+    "cache_dir",
+    "default_data_dir",
+    "download_file",
+    "fetch",
+    "fetch_file",
+    "frey_split",
+    "get_dataset",
+    "image_shape",
+    "import_file",
+    "load",
+    "names",
+    "resolve_data_dir",
+    "splits",
+]
