@@ -87,12 +87,24 @@ def exp_negative_abs(a):
 def sigmoid(a, exp_negative_abs_a=None):
     """sigma(a) = 1 / (1 + exp(-a)), accurate to the last digit for every a.
 
-    With e = exp(-|a|): sigma(a) = 1 / (1 + e) for a >= 0 and e / (1 + e) for a < 0.
-    Neither branch overflows or cancels (0.5 + 0.5 tanh(a/2) is finite too, but
-    loses all relative precision in the left tail). Pass exp(-|a|) if already known.
+    Without ``exp_negative_abs_a``: 1 / (1 + exp(-a)) directly. Both tails are
+    accurate (no cancellation); for a below about -88 (float32) or -709 (float64)
+    exp(-a) overflows to inf and the result is 0, the correctly rounded value's
+    neighbour below the smallest normal number. (0.5 + 0.5 tanh(a/2) never
+    overflows but loses all relative precision in the left tail.)
+
+    With ``exp_negative_abs_a`` = e = exp(-|a|), already computed by the caller:
+    1 / (1 + e) for a >= 0 and e / (1 + e) for a < 0, which never overflows.
     """
     xp = backend.namespace_of(a)
-    e = exp_negative_abs(a) if exp_negative_abs_a is None else exp_negative_abs_a
+    if exp_negative_abs_a is None:
+        y = xp.negative(a)
+        with numpy.errstate(over="ignore"):
+            xp.exp(y, out=y)
+        y += 1
+        xp.reciprocal(y, out=y)
+        return y
+    e = exp_negative_abs_a
     y = xp.where(a >= 0, 1, e)
     y /= e + 1
     return y

@@ -72,13 +72,12 @@ class GaussianLogLikelihood:
         xp = backend.namespace_of(mean)
         inverse_variance = xp.negative(logvar)
         xp.exp(inverse_variance, out=inverse_variance)
-        self.scaled_residual = x - mean
-        self.scaled_residual *= inverse_variance          # (x - mean) / var
-        self.squared = xp.subtract(x, mean)
-        self.squared *= self.scaled_residual              # (x - mean)^2 / var
-        terms = self.squared + logvar
-        terms += LOG_2PI
-        return -0.5 * terms.sum(axis=-1)
+        residual = x - mean
+        self.scaled_residual = residual * inverse_variance   # (x - mean) / var
+        residual *= self.scaled_residual                      # (x - mean)^2 / var
+        self.squared = residual
+        return -0.5 * (residual.sum(axis=-1) + logvar.sum(axis=-1)
+                       + x.shape[-1] * LOG_2PI)
 
     def backward(self, grad_out):
         g = grad_out[..., None]

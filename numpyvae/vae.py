@@ -92,7 +92,7 @@ class VAE:
         self.weight_prior_std = weight_prior_std
         self.weight_prior_scale = float(weight_prior_scale)
         self.init, self.init_std, self.seed = init, init_std, seed
-        self.check_finite = True  # a full pass over x per call; cheap next to the matmuls
+        self.check_finite = True  # one pass over a host batch; cheap next to the matmuls
         self.xp = backend.get_backend()
 
         encoder_sizes = (self.x_dim,) + self.hidden + (self.z_dim,)
@@ -140,10 +140,12 @@ class VAE:
                 "Flatten images to rows (x.reshape(len(x), -1)).")
         if x.shape[0] < 1:
             raise ValueError("x is empty: the batch needs at least one example.")
-        x = self.xp.asarray(x, dtype=self.dtype)
-        if self.check_finite and not bool(self.xp.isfinite(x).all()):
+        # Host data is checked here; data already on a GPU is not, because the
+        # check would wait for the GPU on every step. Check such data once, when
+        # it is moved there (the training command does).
+        if self.check_finite and isinstance(x, numpy.ndarray) and not numpy.isfinite(x).all():
             raise ValueError("x contains NaN or infinity; clean or drop those examples.")
-        return x
+        return self.xp.asarray(x, dtype=self.dtype)
 
     def _noise(self, n, eps, rng, samples):
         """eps of shape (L, n, z_dim): given, or drawn by a host NumPy Generator."""
