@@ -66,6 +66,29 @@ def decoder_parameters(model):
             model.decoder_variance)
 
 
+def set_exact_posterior_encoder(model):
+    """Write p(z|x) into the encoder of a linear ``gaussian-fixed`` VAE:
+
+        mu(x) = (x - b) W^T M^-1,   logvar = log diag(s^2 M^-1)  (constant in x).
+
+    The encoder's covariance is diagonal, so this is exact only when W W^T is
+    diagonal (orthogonal rows of W); otherwise a ValueError says so.
+    """
+    weight, bias, variance = decoder_parameters(model)
+    scaled_precision = weight @ weight.T + variance * numpy.eye(weight.shape[0])   # M
+    off_diagonal = scaled_precision - numpy.diag(numpy.diag(scaled_precision))
+    if numpy.abs(off_diagonal).max() > 1e-10 * numpy.abs(scaled_precision).max():
+        raise ValueError("The exact posterior is not diagonal: the rows of "
+                         "decoder.mean.W must be orthogonal for q to reach it.")
+    inverse = numpy.linalg.inv(scaled_precision)
+    xp = backend.namespace_of(model.params.flat)
+    values = {"encoder.mu.W": weight.T @ inverse, "encoder.mu.b": -bias @ weight.T @ inverse,
+              "encoder.logvar.W": numpy.zeros((weight.shape[1], weight.shape[0])),
+              "encoder.logvar.b": numpy.log(numpy.diag(variance * inverse))}
+    for name, value in values.items():
+        model.params[name][...] = xp.asarray(value, dtype=model.dtype)
+
+
 def sigma_point_noise(n, z_dim):
     """eps of shape (2 D, n, D): the points +-sqrt(D) e_d for every example.
 

@@ -51,18 +51,18 @@ def test_elbo_equals_log_evidence_at_the_exact_posterior():
     bias = rng.normal(size=x_dim)
     model.params["decoder.mean.W"][...] = weight
     model.params["decoder.mean.b"][...] = bias
-    # Posterior mean (x - b) W^T M^-1 is linear in x; its covariance s^2 M^-1 is constant.
-    inverse = np.linalg.inv(weight @ weight.T + variance * np.eye(z_dim))
-    model.params["encoder.mu.W"][...] = weight.T @ inverse
-    model.params["encoder.mu.b"][...] = -bias @ weight.T @ inverse
-    model.params["encoder.logvar.W"][...] = 0.0
-    model.params["encoder.logvar.b"][...] = np.log(np.diag(variance * inverse))
+    lg.set_exact_posterior_encoder(model)
     x = rng.normal(size=(6, x_dim))
     log_evidence = lg.marginal_log_likelihood(x, weight, bias, variance)
     np.testing.assert_allclose(exact_elbo(model, x), log_evidence, rtol=1e-12)
     # Every importance weight equals p(x) there: log w = log p(x) for any z.
     log_weights = model.log_importance_weights(x, rng=rng, samples=5)
     np.testing.assert_allclose(log_weights, np.broadcast_to(log_evidence, (5, 6)), rtol=1e-11)
+    mu, logvar = model.encode(x)
+    posterior_mean, posterior_covariance = lg.exact_posterior(x, weight, bias, variance)
+    np.testing.assert_allclose(mu, posterior_mean, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(np.exp(logvar), np.broadcast_to(np.diag(posterior_covariance), mu.shape),
+                               rtol=1e-12)
     # And moving q away from the posterior opens the gap.
     model.params["encoder.logvar.b"][...] += 0.5
     assert np.all(exact_elbo(model, x) < log_evidence - 1e-3)
@@ -80,3 +80,10 @@ def test_ppca_fit_maximizes_the_evidence():
         assert lg.marginal_log_likelihood(x, weight * scale, bias, variance).mean() < best
         assert lg.marginal_log_likelihood(x, weight, bias, variance * scale).mean() < best
     assert lg.marginal_log_likelihood(x, weight, bias + 0.05, variance).mean() < best
+
+
+def test_exact_posterior_encoder_needs_a_diagonal_posterior():
+    model = linear_model(5, 2, 0.5, 0)
+    model.params["decoder.mean.W"][...] = np.random.default_rng(0).normal(size=(2, 5))
+    with np.testing.assert_raises_regex(ValueError, "orthogonal"):
+        lg.set_exact_posterior_encoder(model)
