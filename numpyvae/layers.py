@@ -74,39 +74,23 @@ class Tanh:
         return local
 
 
-def exp_negative_abs(a):
-    """exp(-|a|), in (0, 1]: the one exponential that sigmoid and softplus need,
-    written so it can never overflow."""
-    xp = backend.namespace_of(a)
-    e = xp.abs(a)
-    xp.negative(e, out=e)
-    xp.exp(e, out=e)
-    return e
-
-
-def sigmoid(a, exp_negative_abs_a=None):
+def sigmoid(a):
     """sigma(a) = 1 / (1 + exp(-a)), accurate to the last digit for every a.
 
-    Without ``exp_negative_abs_a``: 1 / (1 + exp(-a)) directly. Both tails are
-    accurate (no cancellation); for a below about -88 (float32) or -709 (float64)
-    exp(-a) overflows to inf and the result is 0, the correctly rounded value's
-    neighbour below the smallest normal number. (0.5 + 0.5 tanh(a/2) never
-    overflows but loses all relative precision in the left tail.)
-
-    With ``exp_negative_abs_a`` = e = exp(-|a|), already computed by the caller:
-    1 / (1 + e) for a >= 0 and e / (1 + e) for a < 0, which never overflows.
+    Neither tail cancels: for a >> 0, 1 + exp(-a) is 1 plus a small number; for
+    a << 0 it is a large number, and its reciprocal keeps full relative precision.
+    Below a of about -88 (float32) or -709 (float64) exp(-a) overflows to inf and the
+    result is 0, next to the true value below the smallest normal number.
+    (0.5 + 0.5 tanh(a/2) never overflows but loses all relative precision in the
+    left tail; a where(a >= 0, ...) form is exact too but branches per element,
+    which costs ten times more.)
     """
     xp = backend.namespace_of(a)
-    if exp_negative_abs_a is None:
-        y = xp.negative(a)
-        with numpy.errstate(over="ignore"):
-            xp.exp(y, out=y)
-        y += 1
-        xp.reciprocal(y, out=y)
-        return y
-    e = exp_negative_abs_a
-    y = xp.where(a >= 0, 1, e)
-    y /= e + 1
+    y = xp.negative(a)
+    with numpy.errstate(over="ignore"):
+        xp.exp(y, out=y)
+    y += 1
+    xp.divide(1, y, out=y)
     return y
 
 
@@ -139,12 +123,19 @@ class ReLU:
         return grad_out * self.positive
 
 
-def softplus(a, exp_negative_abs_a=None):
-    """log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|)), finite and accurate for every a."""
+def softplus(a):
+    """log(1 + exp(a)) = max(a, 0) + log1p(exp(-|a|)), finite and accurate for every a.
+
+    max(a, 0) is computed as (a + |a|) / 2, which does not branch per element.
+    """
     xp = backend.namespace_of(a)
-    out = exp_negative_abs(a) if exp_negative_abs_a is None else exp_negative_abs_a.copy()
-    xp.log1p(out, out=out)
-    out += xp.maximum(a, 0)
+    magnitude = xp.abs(a)
+    out = xp.negative(magnitude)
+    xp.exp(out, out=out)
+    xp.log1p(out, out=out)      # log1p(exp(-|a|))
+    magnitude += a
+    magnitude *= 0.5            # max(a, 0)
+    out += magnitude
     return out
 
 

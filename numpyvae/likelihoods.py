@@ -9,7 +9,7 @@ gradient of that shape. Derivations: tutorials/05_backpropagation_by_hand.ipynb,
 import math
 
 from . import backend
-from .layers import exp_negative_abs, sigmoid
+from .layers import sigmoid
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -32,25 +32,29 @@ def fixed_variance_gaussian_log_likelihood(x, mean, variance):
 class BernoulliLogLikelihood:
     """log p(x | l) = sum_d [x_d l_d - log(1 + exp(l_d))] with logits l.
 
-    Never forms log(sigmoid(l)): with e = exp(-|l|),
-        log(1 + exp(l)) = max(l, 0) + log1p(e)
-        sigma(l)        = 1 / (1 + e)  if l >= 0,  e / (1 + e)  otherwise,
-    so logits of +-100 (or +-1e4) give exact, finite values. The gradient is
-        d log p / d l = x - sigma(l),
-    and sigma(l) is computed here from the same e the forward pass needs.
+    Never forms log(sigmoid(l)). With |l| and e = exp(-|l|),
+        log(1 + exp(l)) = max(l, 0) + log1p(e) = (l + |l|) / 2 + log1p(e),
+    so each term is  (x - 1/2) l - |l| / 2 - log1p(e),  exact and finite for any l
+    (logits of +-100 or +-1e4 included), with no per-element branch. The gradient
+        d log p / d l = x - sigma(l)
+    needs sigma(l), computed by the forward pass (see layers.sigmoid) and kept.
     """
 
     params = grads = {}
 
     def forward(self, x, logits):
         xp = backend.namespace_of(logits)
-        e = exp_negative_abs(logits)
-        self.probability = sigmoid(logits, e)    # kept for backward
-        xp.log1p(e, out=e)
-        e += xp.maximum(logits, 0)               # softplus(l), reusing e's memory
-        terms = x * logits
-        terms -= e
         self.x = x
+        self.probability = sigmoid(logits)       # kept for backward
+        magnitude = xp.abs(logits)
+        softplus_tail = xp.negative(magnitude)
+        xp.exp(softplus_tail, out=softplus_tail)
+        xp.log1p(softplus_tail, out=softplus_tail)   # log1p(exp(-|l|))
+        terms = x - 0.5
+        terms = terms * logits                   # broadcasts x over L samples
+        magnitude *= 0.5
+        terms -= magnitude
+        terms -= softplus_tail
         return terms.sum(axis=-1)
 
     def backward(self, grad_out):
