@@ -63,7 +63,9 @@ def run_in_chunks(function, *arrays):
         _pool = ThreadPoolExecutor(max_workers=get_num_threads(),
                                    thread_name_prefix="numpyvae")
     bounds = numpy.linspace(0, size, threads + 1).astype(int)
+    # The calling thread does the first chunk itself: one hand-off fewer.
     futures = [_pool.submit(function, *(array[start:stop] for array in arrays))
-               for start, stop in zip(bounds[:-1], bounds[1:])]
+               for start, stop in zip(bounds[1:-1], bounds[2:])]
+    function(*(array[:bounds[1]] for array in arrays))
     for future in futures:
         future.result()  # re-raises an exception from a worker
