@@ -57,6 +57,8 @@ try:
 except ImportError:
     torch = None
 
+IDLE_PAUSE = 0.5  # seconds between timed segments (see benchmark())
+
 MODELS = {
     # name: (x_dim, hidden, z_dim, likelihood, lr, batch)
     "frey": (560, (200,), 20, "gaussian", 0.02, 100),
@@ -264,11 +266,16 @@ def benchmark(name):
     speeds = {key: [] for key in runners}
     for _ in range(ARGUMENTS.rounds):
         for key, run in runners.items():
+            # OpenBLAS and PyTorch's OpenMP keep their worker threads spinning for a
+            # while after each call; a pause lets them go idle, so neither runner
+            # is timed while the other's threads still occupy the cores.
+            time.sleep(IDLE_PAUSE)
             start = time.perf_counter()
             run(ARGUMENTS.steps)
             speeds[key].append(ARGUMENTS.steps * batch / (time.perf_counter() - start))
     row.update({key: statistics.median(values) for key, values in speeds.items()})
 
+    time.sleep(IDLE_PAUSE)
     shapes = matmul_shapes(x_dim, hidden, z_dim, likelihood, batch)
     flops = sum(2 * m * k * n for m, k, n in shapes)
     matmul_seconds = time_matmuls(shapes, max(5, ARGUMENTS.steps // 2))

@@ -11,7 +11,7 @@ and ``load_state_dict()`` save and restore it, for checkpoints.
 """
 import numpy
 
-from . import backend, threads
+from . import backend
 from .parameters import ParameterDict, same_layout
 
 
@@ -63,11 +63,10 @@ class Optimizer:
         return scratch
 
     def step(self, params, grads):
-        """One update of every array in ``params``, in place (long flat buffers are
-        split across CPU threads: see numpyvae.threads)."""
+        """One update of every array in ``params``, in place."""
         self.steps += 1
         for segment in self._segments(params, grads):
-            threads.run_in_chunks(self._update, *segment)
+            self._update(*segment)
 
     def state_dict(self):
         """Host copies of the state, for a checkpoint: {'steps', 'name/key': array}."""

@@ -98,22 +98,3 @@ def test_optimizer_bad_arguments():
     with pytest.raises(ValueError, match="same names"):
         nv.optim.SGD().step({"a": np.zeros(2)}, {"b": np.zeros(2)})
 
-
-@pytest.mark.parametrize("name", SETTINGS)
-def test_threaded_update_equals_single_threaded(name):
-    """Long flat buffers are split across threads; the result must not change."""
-    from numpyvae import threads
-    layout = [("w", (3 * threads.MIN_CHUNK + 17,)), ("b", (5,))]
-    results = []
-    for count in (1, 3):
-        threads.set_num_threads(count)
-        params = nv.ParameterDict(layout, dtype=np.float32)
-        params.flat[...] = np.random.default_rng(0).normal(size=params.flat.size)
-        grads = params.zeros_like()
-        optimizer = CLASSES[name](**SETTINGS[name])
-        for step in range(3):
-            grads.flat[...] = np.random.default_rng(step).normal(size=params.flat.size)
-            optimizer.step(params, grads)
-        results.append(params.flat.copy())
-    threads.set_num_threads(threads._default_threads())
-    np.testing.assert_array_equal(results[0], results[1])
