@@ -1,0 +1,107 @@
+"""Atomic checkpoints: every array and every piece of state a run needs to continue.
+
+A checkpoint is one ``.npz`` file holding
+
+    param/<name>     the model's parameters (host copies), e.g. param/encoder.mu.W
+    optim/<key>      the optimizer's state_dict(), e.g. optim/sum_of_squares/encoder.mu.W
+    array/<name>     any other arrays (e.g. the current epoch's permutation)
+    meta             a JSON string: samples seen, step, epoch, RNG states, config, ...
+
+It is written to a temporary file in the same directory, flushed to disk (fsync) and
+then renamed over the old one with ``os.replace``. A rename inside one directory is
+atomic, so a crash, a Ctrl-C or a full disk mid-write leaves either the old complete
+checkpoint or the new complete one, never a torn file.
+"""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy
+
+CHECKPOINT_NAME = "checkpoint.npz"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not fit the model."""
+
+
+def _json_default(value):
+    # numpy scalars and arrays inside metadata (e.g. a bit generator's state).
+    if isinstance(value, numpy.integer):
+        return int(value)
+    if isinstance(value, numpy.floating):
+        return float(value)
+    if isinstance(value, numpy.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def save(path, params, optimizer_state, meta, arrays=None):
+    """Write a checkpoint atomically to ``path``.
+
+    params: name -> host array; optimizer_state: ``opt.state_dict()``;
+    meta: a JSON-serializable dict; arrays: extra name -> host array.
+    """
+    path = Path(path)
+    payload = {f"param/{name}": numpy.asarray(value) for name, value in params.items()}
+    payload.update({f"optim/{key}": numpy.asarray(value) for key, value in optimizer_state.items()})
+    payload.update({f"array/{name}": numpy.asarray(value) for name, value in (arrays or {}).items()})
+    meta = dict(meta, format_version=FORMAT_VERSION)
+    payload["meta"] = numpy.asarray(json.dumps(meta, default=_json_default))
+    descriptor, temporary = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz.tmp",
+                                             dir=path.parent)
+    try:
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; a checkpoint is a normal file
+        with os.fdopen(descriptor, "wb") as handle:
+            numpy.savez(handle, **payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # Never leave half-written temporaries behind, whatever interrupted us.
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def load(path):
+    """Read a checkpoint: returns (params, optimizer_state, meta, arrays) as host data."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No checkpoint at {path}.")
+    try:
+        with numpy.load(path, allow_pickle=False) as archive:
+            contents = {key: archive[key] for key in archive.files}
+    except Exception as error:  # zip errors, truncated files, permissions
+        raise CheckpointError(f"Cannot read checkpoint {path}: {error}") from None
+    if "meta" not in contents:
+        raise CheckpointError(f"{path} is not a numpyvae checkpoint (no 'meta' entry).")
+    meta = json.loads(str(contents.pop("meta")))
+    params, optimizer_state, arrays = {}, {}, {}
+    for key, value in contents.items():
+        kind, _, name = key.partition("/")
+        {"param": params, "optim": optimizer_state, "array": arrays}.get(kind, arrays)[name] = value
+    return params, optimizer_state, meta, arrays
+
+
+def generator_state(generator):
+    """A JSON-friendly copy of a numpy.random.Generator's state."""
+    return generator.bit_generator.state
+
+
+def restore_generator(state):
+    """A numpy.random.Generator continuing exactly from ``generator_state``'s result."""
+    bit_generator_class = getattr(numpy.random, state["bit_generator"])
+    bit_generator = bit_generator_class()
+    bit_generator.state = state
+    return numpy.random.Generator(bit_generator)
+
+
+def set_generator_state(generator, state):
+    """Put ``state`` into an existing generator (e.g. a model's ``rng``) in place."""
+    generator.bit_generator.state = state

@@ -1,0 +1,169 @@
+"""The figures of a training run, drawn with matplotlib's Agg backend (no display needed).
+
+* ``learning_curve``: ELBO per datapoint vs training samples seen (log x), train and
+  test, as in AEVB Figure 2.
+* ``reconstructions``: test images beside their reconstructions E[x | z = mu(x)].
+* ``prior_samples``: E[x | z] for z ~ N(0, I).
+* ``manifold``: for z_dim = 2, decoded means on a grid of z whose coordinates are the
+  standard normal quantiles of evenly spaced probabilities (AEVB Figure 4), so the
+  grid covers the prior's mass evenly.
+* ``latent_scatter``: encoded test means mu(x), coloured by label when there are
+  labels; for z_dim > 2 projected on their first two principal components.
+
+Every function takes host NumPy arrays (or a ``decode`` callable) and writes a PNG.
+"""
+import math
+from statistics import NormalDist
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: render to files, never open a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy  # noqa: E402
+
+DPI = 100
+
+
+def norm_ppf(probabilities):
+    """The standard normal inverse CDF, elementwise (the standard library's, no scipy)."""
+    inverse_cdf = NormalDist().inv_cdf
+    return numpy.array([inverse_cdf(float(p)) for p in numpy.ravel(probabilities)]).reshape(
+        numpy.shape(probabilities))
+
+
+def tile(images, shape, columns=None, padding=1):
+    """Images (n, rows * cols) as one 2-D mosaic with ``padding`` blank pixels between.
+
+    Fills row by row, ``columns`` images per row (default: as square as possible).
+    """
+    images = numpy.asarray(images, dtype=numpy.float64)
+    rows_px, cols_px = shape
+    n = images.shape[0]
+    columns = columns or int(math.ceil(math.sqrt(n)))
+    grid_rows = int(math.ceil(n / columns))
+    mosaic = numpy.ones((grid_rows * (rows_px + padding) - padding,
+                         columns * (cols_px + padding) - padding))
+    for index in range(n):
+        r, c = divmod(index, columns)
+        top, left = r * (rows_px + padding), c * (cols_px + padding)
+        mosaic[top:top + rows_px, left:left + cols_px] = images[index].reshape(rows_px, cols_px)
+    return mosaic
+
+
+def _save(figure, path):
+    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def _show_mosaic(axis, mosaic, title):
+    axis.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    axis.set_title(title, fontsize=9)
+    axis.axis("off")
+
+
+def learning_curve(records, path, title="", reference=None):
+    """ELBO vs samples seen, log x axis. records: dicts with samples_seen, train_elbo,
+    test_elbo. reference: optional {label: [(samples, train, test), ...]} drawn as
+    markers (e.g. values read off AEVB Figure 2)."""
+    records = [r for r in records if r.get("samples_seen", 0) > 0]
+    figure, axis = plt.subplots(figsize=(5.0, 3.6))
+    if records:
+        seen = [r["samples_seen"] for r in records]
+        axis.plot(seen, [r["train_elbo"] for r in records], "-", color="C0", label="train")
+        axis.plot(seen, [r["test_elbo"] for r in records], "--", color="C1", label="test")
+    for label, points in (reference or {}).items():
+        xs = [p[0] for p in points]
+        axis.plot(xs, [p[1] for p in points], "o", color="C0", mfc="none", label=f"{label} train")
+        axis.plot(xs, [p[2] for p in points], "s", color="C1", mfc="none", label=f"{label} test")
+    axis.set_xscale("log")
+    axis.set_xlabel("training samples evaluated")
+    axis.set_ylabel("ELBO per datapoint (nats)")
+    axis.set_title(title, fontsize=10)
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=8, loc="lower right")
+    # Early points (ELBO of an untrained model) can be hugely negative; keep the
+    # interesting range visible.
+    if records:
+        values = numpy.array([r[k] for r in records for k in ("train_elbo", "test_elbo")])
+        values = values[numpy.isfinite(values)]
+        if values.size:
+            top = values.max()
+            span = max(top - numpy.percentile(values, 25), 1.0)
+            axis.set_ylim(top - 1.6 * span, top + 0.1 * span)
+    return _save(figure, path)
+
+
+def reconstructions(originals, reconstructed, shape, path, columns=8, title=""):
+    """Originals (left) beside their reconstructions (right), same order."""
+    left, right = tile(originals, shape, columns), tile(reconstructed, shape, columns)
+    height = 3.2 * left.shape[0] / left.shape[1] + (0.7 if title else 0.4)
+    figure, axes = plt.subplots(1, 2, figsize=(6.4, height))
+    _show_mosaic(axes[0], left, "data")
+    _show_mosaic(axes[1], right, "reconstruction")
+    if title:
+        figure.suptitle(title, fontsize=10)
+    return _save(figure, path)
+
+
+def prior_samples(images, shape, path, columns=8, title="samples from the prior (means)"):
+    """Decoded means of z ~ N(0, I), tiled."""
+    mosaic = tile(images, shape, columns)
+    figure, axis = plt.subplots(figsize=(3.4, 3.4 * mosaic.shape[0] / mosaic.shape[1] + 0.3))
+    _show_mosaic(axis, mosaic, title)
+    return _save(figure, path)
+
+
+def manifold_grid(points_per_axis=20):
+    """z grid (n*n, 2): normal quantiles of (i + 0.5) / n along each axis.
+
+    Row r of the figure has z_1 = q_{n-1-r} (high values at the top), column c has
+    z_0 = q_c.
+    """
+    quantiles = norm_ppf((numpy.arange(points_per_axis) + 0.5) / points_per_axis)
+    z0, z1 = numpy.meshgrid(quantiles, quantiles[::-1])
+    return numpy.stack([z0.ravel(), z1.ravel()], axis=1)
+
+
+def manifold(decode, shape, path, points_per_axis=20, title="learned manifold"):
+    """AEVB Figure 4: decoded means on the quantile grid of a 2-D latent space.
+    decode: (m, 2) host array -> (m, pixels) host array."""
+    images = decode(manifold_grid(points_per_axis))
+    mosaic = tile(images, shape, points_per_axis, padding=0)
+    figure, axis = plt.subplots(figsize=(5.0, 5.0 * mosaic.shape[0] / mosaic.shape[1] + 0.3))
+    _show_mosaic(axis, mosaic, title)
+    return _save(figure, path)
+
+
+def principal_components(points, count=2):
+    """Project rows of ``points`` on their first ``count`` principal components."""
+    centered = points - points.mean(axis=0)
+    _, _, right = numpy.linalg.svd(centered, full_matrices=False)
+    return centered @ right[:count].T
+
+
+def latent_scatter(means, labels, path, title=""):
+    """Scatter of encoded means (N, z_dim): the two coordinates when z_dim = 2, else
+    the first two principal components. Coloured by label if labels is not None, by
+    example index otherwise (for Frey, the video frame order)."""
+    means = numpy.asarray(means, dtype=numpy.float64)
+    if means.shape[1] == 2:
+        points, axes_names = means, ("z[0]", "z[1]")
+    elif means.shape[1] == 1:
+        points = numpy.stack([means[:, 0], numpy.zeros(len(means))], axis=1)
+        axes_names = ("z[0]", "")
+    else:
+        points, axes_names = principal_components(means), ("PC 1 of mu(x)", "PC 2 of mu(x)")
+    figure, axis = plt.subplots(figsize=(4.6, 4.0))
+    if labels is not None:
+        scatter = axis.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4,
+                               vmin=-0.5, vmax=9.5)
+        figure.colorbar(scatter, ax=axis, ticks=range(10), label="label")
+    else:
+        scatter = axis.scatter(points[:, 0], points[:, 1], c=numpy.arange(len(points)),
+                               cmap="viridis", s=6)
+        figure.colorbar(scatter, ax=axis, label="example index")
+    axis.set_xlabel(axes_names[0])
+    axis.set_ylabel(axes_names[1])
+    axis.set_title(title or "encoded test means", fontsize=10)
+    return _save(figure, path)

@@ -1,0 +1,91 @@
+"""Importance-sampled marginal log-likelihood, in chunks so memory stays bounded.
+
+With K draws z_k ~ q(z|x) and log weights log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x),
+
+    log p(x) ~ log (1/K sum_k w_k) = logsumexp_k(log w_k) - log K
+
+(Rezende et al. 2014; Burda et al. 2016, "IWAE", use K = 5000). By Jensen's inequality
+its expectation is a lower bound on log p(x) that never falls below the ELBO
+(K = 1 gives the ELBO itself) and rises to log p(x) as K grows.
+
+K = 5000 weights for N examples are never held at once: examples are taken in
+batches and the K draws in chunks sized so that one chunk's decoder output
+(chunk x batch x width floats) stays under ``max_floats``; a running logsumexp
+per example combines the chunks exactly:
+
+    m' = max(m, max_k log w_k),   s' = s * exp(m - m') + sum_k exp(log w_k - m')
+    logsumexp = m + log s
+"""
+import math
+
+import numpy
+
+from . import backend
+
+DEFAULT_MAX_FLOATS = 10_000_000  # ~40 MB per float32 array of one chunk's activations
+
+
+def chunk_sizes(n_examples, samples, width, max_floats=DEFAULT_MAX_FLOATS, batch_size=None):
+    """(examples per batch, draws per chunk) so that batch * chunk * width <= max_floats.
+
+    Examples per batch default to all of them, capped where even one draw per example
+    would not fit; then as many draws per chunk as fit, at most ``samples``.
+    """
+    if batch_size is None:
+        batch_size = n_examples
+    batch_size = max(1, min(batch_size, n_examples, max_floats // max(width, 1)))
+    chunk = max(1, min(samples, max_floats // (batch_size * max(width, 1))))
+    return batch_size, chunk
+
+
+def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_FLOATS,
+                            batch_size=None, progress=None):
+    """Per-example importance-sampled log p(x) with K = ``samples``: (N,) float64 on host.
+
+    model: a VAE (anything with ``log_importance_weights(x, rng=, samples=)``, ``x_dim``
+    and ``hidden``); x: (N, x_dim) host or device array; rng: numpy Generator drawing
+    the z's. ``progress(done)`` is called after each chunk with the number of
+    (example, draw) pairs done so far, out of N * K.
+    """
+    samples = int(samples)
+    if samples < 1:
+        raise ValueError(f"The number of importance samples K must be >= 1, got {samples}.")
+    n_examples = int(x.shape[0])
+    width = max((model.x_dim,) + tuple(model.hidden))
+    batch_size, chunk = chunk_sizes(n_examples, samples, width, max_floats, batch_size)
+    result = numpy.empty(n_examples, dtype=numpy.float64)
+    done = 0
+    for start in range(0, n_examples, batch_size):
+        batch = x[start:start + batch_size]
+        n = int(batch.shape[0])
+        running_max = numpy.full(n, -numpy.inf)
+        running_sum = numpy.zeros(n)
+        for first in range(0, samples, chunk):
+            count = min(chunk, samples - first)
+            log_weights = numpy.asarray(
+                backend.to_numpy(model.log_importance_weights(batch, rng=rng, samples=count)),
+                dtype=numpy.float64)                                       # (count, n)
+            new_max = numpy.maximum(running_max, log_weights.max(axis=0))
+            # exp(-inf - finite) = 0 handles the first chunk; a NaN weight stays NaN.
+            with numpy.errstate(invalid="ignore"):
+                running_sum = (running_sum * numpy.exp(running_max - new_max)
+                               + numpy.exp(log_weights - new_max).sum(axis=0))
+            running_max = new_max
+            done += count * n
+            if progress is not None:
+                progress(done)
+        result[start:start + n] = running_max + numpy.log(running_sum) - math.log(samples)
+    return result
+
+
+def elbo_draws(model, x, rng, draws=10, batch_size=1000):
+    """Per-example ELBO averaged over ``draws`` independent noise draws: (N,) float64.
+
+    One-sample ELBOs are noisy; averaging draws estimates E_q[ELBO] itself.
+    """
+    total = numpy.zeros(int(x.shape[0]))
+    for _ in range(int(draws)):
+        for start in range(0, int(x.shape[0]), batch_size):
+            parts = model.elbo(x[start:start + batch_size], rng=rng)
+            total[start:start + batch_size] += backend.to_numpy(parts.elbo)
+    return total / int(draws)

@@ -1,0 +1,148 @@
+"""The importance-sampled log p(x), where the truth is known, and the evaluate command.
+
+For the linear Gaussian model (a VAE with no hidden layer, identity output and fixed
+decoder variance) log p(x) = log N(x; b, W^T W + s^2 I) exactly. With an encoder q that
+is close to, but not, the posterior, the estimate logsumexp_k log w_k - log K must
+rise towards log p(x) as K grows and, on average, never fall below the ELBO.
+"""
+import json
+import math
+
+import numpy
+import pytest
+
+import numpyvae as nv
+from numpyvae import datasets, linear_gaussian
+from numpyvae.evaluate import main as evaluate_main
+from numpyvae.marginal_likelihood import chunk_sizes, elbo_draws, log_marginal_likelihood
+from numpyvae.train import main as train_main
+
+X_DIM, Z_DIM, N = 6, 2, 200
+
+
+def linear_model_with_imperfect_encoder(seed=0):
+    """A linear VAE with a random decoder, whose q(z|x) has the exact posterior mean
+    shifted by 0.3 and diagonal variances 1.5 times the posterior's (a broader q keeps
+    the importance weights' variance finite). Returns (model, x, exact log p(x))."""
+    rng = numpy.random.default_rng(seed)
+    model = nv.VAE(X_DIM, hidden=(), z_dim=Z_DIM, likelihood="gaussian-fixed",
+                   output_activation="identity", decoder_variance=0.5, dtype=numpy.float64)
+    weight = rng.normal(0, 1.0, (Z_DIM, X_DIM))
+    bias = rng.normal(0, 1.0, X_DIM)
+    model.params["decoder.mean.W"][...] = weight
+    model.params["decoder.mean.b"][...] = bias
+    variance = model.decoder_variance
+    inverse = numpy.linalg.inv(weight @ weight.T + variance * numpy.eye(Z_DIM))
+    posterior_covariance = variance * inverse
+    model.params["encoder.mu.W"][...] = weight.T @ inverse           # (X, D)
+    model.params["encoder.mu.b"][...] = -bias @ weight.T @ inverse + 0.3
+    model.params["encoder.logvar.W"][...] = 0.0
+    model.params["encoder.logvar.b"][...] = numpy.log(1.5 * numpy.diag(posterior_covariance))
+    # Data from the model itself.
+    z = rng.standard_normal((N, Z_DIM))
+    x = z @ weight + bias + math.sqrt(variance) * rng.standard_normal((N, X_DIM))
+    exact = linear_gaussian.marginal_log_likelihood(x, *linear_gaussian.decoder_parameters(model))
+    return model, x, exact
+
+
+def test_importance_sampled_estimate_converges_to_the_exact_log_likelihood():
+    model, x, exact = linear_model_with_imperfect_encoder()
+    rng = numpy.random.default_rng(1)
+    # The exact ELBO: sigma points make the expectation over q exact for this model.
+    elbo = model.elbo(x, eps=linear_gaussian.sigma_point_noise(N, Z_DIM)).elbo
+    gap_elbo = float((exact - elbo).mean())
+    assert gap_elbo > 0.05  # q is not the posterior: there is something to close
+
+    gaps = {}
+    for k in (1, 10, 100, 1000, 10000):
+        repeats = 10 if k <= 100 else 3
+        estimates = numpy.array([log_marginal_likelihood(model, x, rng, samples=k,
+                                                         max_floats=4000)
+                                 for _ in range(repeats)])
+        mean_estimate = estimates.mean()
+        gaps[k] = float(exact.mean() - mean_estimate)
+        standard_error = estimates.mean(axis=1).std(ddof=1) / math.sqrt(repeats)
+        # Above the ELBO on average (K = 1 *is* an unbiased ELBO estimate).
+        assert mean_estimate >= elbo.mean() - 4 * standard_error - 1e-9, k
+        # Below log p(x) on average (Jensen), up to Monte Carlo error.
+        assert gaps[k] >= -4 * standard_error - 1e-6, k
+    assert abs(gaps[1] - gap_elbo) < 0.1
+    # The error shrinks as K grows, to a few thousandths of a nat at K = 10^4.
+    assert gaps[10] < 0.5 * gaps[1] and gaps[100] < 0.5 * gaps[10]
+    assert abs(gaps[1000]) < 0.02 and abs(gaps[10000]) < 5e-3 < gap_elbo / 100
+
+
+def test_chunking_over_draws_and_examples_is_exact():
+    """Chunked running logsumexp == one big logsumexp over the same draws."""
+    model, x, _ = linear_model_with_imperfect_encoder(seed=3)
+    k = 257
+    # Draws of (k, N, D) in one go match draws made chunk by chunk from the same stream
+    # when every chunk covers all examples.
+    reference_rng = numpy.random.default_rng(5)
+    log_weights = model.log_importance_weights(x, rng=reference_rng, samples=k)
+    top = log_weights.max(axis=0)
+    reference = top + numpy.log(numpy.exp(log_weights - top).sum(axis=0)) - math.log(k)
+    batch, chunk = chunk_sizes(N, k, X_DIM, max_floats=N * X_DIM * 10)
+    assert batch == N and chunk == 10  # 26 chunks, the last one short
+    chunked = log_marginal_likelihood(model, x, numpy.random.default_rng(5), samples=k,
+                                      max_floats=N * X_DIM * 10)
+    numpy.testing.assert_allclose(chunked, reference, rtol=0, atol=1e-10)
+
+
+def test_chunk_sizes_bound_memory():
+    for n, k, width, budget in [(10000, 5000, 784, 10 ** 7), (365, 5000, 560, 10 ** 7),
+                                (3, 7, 500, 10 ** 3), (10, 5000, 10 ** 6, 10 ** 5)]:
+        batch, chunk = chunk_sizes(n, k, width, budget)
+        assert 1 <= batch <= n and 1 <= chunk <= k
+        assert batch * chunk * width <= budget or (batch == 1 and chunk == 1)
+
+
+def test_progress_counts_every_weight():
+    model, x, _ = linear_model_with_imperfect_encoder()
+    seen = []
+    log_marginal_likelihood(model, x, numpy.random.default_rng(0), samples=50,
+                            max_floats=X_DIM * 7 * 11, progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == N * 50 and len(seen) > 5
+
+
+# --------------------------------------------------------- the command
+@pytest.fixture
+def trained_run(tmp_path):
+    try:
+        datasets.load("frey", "train", download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"Frey Face data missing (frey/frey_rawface.mat): {error}")
+    run_dir = tmp_path / "run"
+    assert train_main(["--dataset", "frey", "--hidden", "20", "--samples", "3000",
+                       "--out", str(run_dir), "--no-figures"]) == 0
+    return run_dir
+
+
+def test_evaluate_writes_elbo_and_log_likelihood(trained_run, capsys):
+    assert evaluate_main([str(trained_run), "--k", "200", "--n-test", "60", "--draws", "4",
+                          "--max-floats", "50000"]) == 0
+    err = capsys.readouterr().err
+    assert "log p(x)" in err and "weights/s" in err
+    result = json.loads((trained_run / "evaluation.json").read_text())
+    assert result["k"] == 200 and result["n_examples"] == 60 and result["subset"] == "random 60 (seed 0)"
+    assert result["whole_split_examples"] == 365 and math.isfinite(result["elbo_whole_split"])
+    assert result["samples_seen"] == 3000
+    assert math.isfinite(result["elbo"]) and math.isfinite(result["log_likelihood"])
+    assert result["log_likelihood"] > result["elbo"]
+
+
+def test_evaluate_errors_are_clean(tmp_path, trained_run, capsys):
+    assert evaluate_main([str(tmp_path / "missing")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+    (trained_run / "checkpoint.npz").unlink()
+    assert evaluate_main([str(trained_run)]) == 2
+    assert "No checkpoint" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        evaluate_main([str(trained_run), "--k", "0"])
+
+
+def test_elbo_draws_average_matches_single_draw_mean():
+    model, x, _ = linear_model_with_imperfect_encoder()
+    averaged = elbo_draws(model, x, numpy.random.default_rng(0), draws=400)
+    exact = model.elbo(x, eps=linear_gaussian.sigma_point_noise(N, Z_DIM)).elbo
+    numpy.testing.assert_allclose(averaged.mean(), exact.mean(), atol=0.05)

@@ -1,0 +1,313 @@
+"""`python -m numpyvae.train` end to end on the real Frey faces, with tiny budgets.
+
+Covers: every artefact of a run directory; exact resumption (N then 2N samples gives
+the parameters of an uninterrupted 2N run, bit for bit); SIGINT writes a resumable
+checkpoint; a diverging learning rate stops with a message and keeps a good
+checkpoint; bad flags and bad run directories fail cleanly.
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy
+import pytest
+
+from numpyvae import checkpoint, datasets
+from numpyvae.train import main, next_evaluation
+
+TINY = ["--dataset", "frey", "--hidden", "20", "--evals-per-decade", "4"]
+
+
+def _skip_without_frey():
+    try:
+        datasets.load("frey", "train", download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"Frey Face data missing (frey/frey_rawface.mat): {error}")
+
+
+@pytest.fixture
+def frey_data():
+    _skip_without_frey()
+
+
+needs_frey = pytest.mark.usefixtures("frey_data")
+
+
+def train(*argv):
+    """Run the command in-process; returns its exit status."""
+    return main([str(a) for a in argv])
+
+
+def read_checkpoint(run_dir):
+    return checkpoint.load(Path(run_dir) / "checkpoint.npz")
+
+
+def read_metrics(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+
+
+# ---------------------------------------------------------------- end to end
+@needs_frey
+def test_run_writes_config_metrics_checkpoint_and_figures(tmp_path, capsys):
+    run_dir = tmp_path / "z2"
+    assert train(*TINY, "--z-dim", 2, "--samples", 2000, "--out", run_dir) == 0
+    err = capsys.readouterr().err
+    assert "train ELBO" in err and "samples/s" in err and "ETA" in err and "elbo" in err
+
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["dataset"] == "frey" and config["budget_samples"] == 2000
+    assert config["settings"]["optimizer"] == "adagrad" and config["settings"]["batch_size"] == 100
+    assert config["model"]["hidden"] == [20] and config["model"]["z_dim"] == 2
+    assert config["model"]["weight_prior_scale"] == pytest.approx(1 / 1600)
+
+    records = read_metrics(run_dir)
+    seen = [r["samples_seen"] for r in records]
+    assert seen == sorted(set(seen)) and seen[-1] == 2000 and len(seen) >= 5
+    for record in records:
+        assert {"samples_seen", "epoch", "train_elbo", "test_elbo", "wall_seconds"} <= set(record)
+        assert numpy.isfinite(record["train_elbo"]) and numpy.isfinite(record["test_elbo"])
+    assert records[-1]["train_elbo"] > records[0]["train_elbo"]  # it learns
+
+    params, optimizer_state, meta, _ = read_checkpoint(run_dir)
+    assert meta["samples_seen"] == 2000 and "encoder.mu.W" in params
+    assert any(key.startswith("sum_of_squares/") for key in optimizer_state)
+    assert not list(run_dir.glob("*.tmp")) and not list(run_dir.glob(".checkpoint-*"))
+
+    figures = {p.name for p in (run_dir / "figures").glob("*.png")}
+    assert figures == {"learning_curve.png", "reconstructions.png", "samples.png",
+                       "latent.png", "manifold.png"}
+    for png in (run_dir / "figures").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+
+
+@needs_frey
+def test_z_above_two_draws_pca_scatter_and_no_manifold(tmp_path):
+    run_dir = tmp_path / "z3"
+    assert train(*TINY, "--z-dim", 3, "--samples", 500, "--out", run_dir) == 0
+    figures = {p.name for p in (run_dir / "figures").glob("*.png")}
+    assert "latent.png" in figures and "manifold.png" not in figures
+
+
+@needs_frey
+def test_default_run_directory_is_under_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert train(*TINY, "--samples", 200, "--no-figures") == 0
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert run_dir.name.startswith("frey-z10-") and (run_dir / "checkpoint.npz").exists()
+
+
+def test_evaluation_schedule_is_log_spaced():
+    points, seen = [], 0
+    while seen < 10 ** 6:
+        seen = next_evaluation(seen, 4, 10 ** 6)
+        points.append(seen)
+    assert points[-1] == 10 ** 6 and 10 ** 4 in points and 10 ** 5 in points
+    ratios = numpy.diff(numpy.log10(points[3:]))
+    assert numpy.allclose(ratios, 0.25, atol=0.01)
+
+
+# ------------------------------------------------------------------- resume
+@needs_frey
+def test_resume_continues_exactly(tmp_path, capsys):
+    # 2000 is not a multiple of Frey's 1600: the resume starts mid-epoch.
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    assert train(*TINY, "--samples", 2000, "--out", resumed, "--no-figures") == 0
+    assert train("--resume", resumed, "--samples", 4000, "--no-figures") == 0
+    assert train(*TINY, "--samples", 4000, "--out", straight, "--no-figures") == 0
+    assert "Resuming" in capsys.readouterr().err
+
+    params_a, optim_a, meta_a, arrays_a = read_checkpoint(resumed)
+    params_b, optim_b, meta_b, arrays_b = read_checkpoint(straight)
+    assert meta_a["samples_seen"] == meta_b["samples_seen"] == 4000
+    assert meta_a["step"] == meta_b["step"] == 40
+    for name in params_b:
+        assert numpy.array_equal(params_a[name], params_b[name]), name
+    for key in optim_b:
+        assert numpy.array_equal(optim_a[key], optim_b[key]), key
+    # Every training stream is where the straight run's is (the evaluation stream
+    # differs: the first run evaluated at its 2000-sample budget).
+    for stream in ("data", "noise", "binarize", "model"):
+        assert meta_a["rng"][stream] == meta_b["rng"][stream], stream
+    assert numpy.array_equal(arrays_a["permutation"], arrays_b["permutation"])
+
+    # The learning curve continues: one record per point, and after the resume the
+    # ELBOs match the uninterrupted run's (same parameters; only eval noise differs).
+    records = read_metrics(resumed)
+    seen = [r["samples_seen"] for r in records]
+    assert seen == sorted(set(seen)) and seen[-1] == 4000
+    straight_records = {r["samples_seen"]: r for r in read_metrics(straight)}
+    after = [r for r in records if r["samples_seen"] > 2000 and r["samples_seen"] in straight_records]
+    assert after
+    for record in after:
+        assert abs(record["train_elbo"] - straight_records[record["samples_seen"]]["train_elbo"]) < 5
+    config = json.loads((resumed / "config.json").read_text())
+    assert config["budget_samples"] == 4000
+
+
+@needs_frey
+def test_sigint_writes_a_resumable_checkpoint(tmp_path):
+    run_dir = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "numpyvae.train", *TINY, "--samples", "1e8",
+               "--out", str(run_dir), "--no-figures"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                               text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    try:
+        lines = []
+        for line in process.stderr:  # wait until the training loop runs
+            lines.append(line)
+            if "train ELBO" in line:
+                break
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        _, rest = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    err = "".join(lines) + rest
+    assert process.returncode == 130, err
+    assert f"resume with: python -m numpyvae.train --resume {run_dir}" in err
+    assert "Traceback" not in err
+
+    _, _, meta, _ = read_checkpoint(run_dir)
+    stopped_at = meta["samples_seen"]
+    assert 0 < stopped_at < 10 ** 8
+    assert train("--resume", run_dir, "--samples", stopped_at + 300, "--no-figures") == 0
+    _, _, meta, _ = read_checkpoint(run_dir)
+    assert meta["samples_seen"] == stopped_at + 300
+
+
+@needs_frey
+def test_diverging_learning_rate_stops_and_keeps_a_good_checkpoint(tmp_path, capsys):
+    run_dir = tmp_path / "diverged"
+    assert train(*TINY, "--lr", 1000, "--samples", 20000, "--out", run_dir) == 3
+    err = capsys.readouterr().err
+    assert "diverged" in err and "--lr" in err and "Traceback" not in err
+    params, _, meta, _ = read_checkpoint(run_dir)
+    assert meta["samples_seen"] < 20000
+    assert all(numpy.isfinite(value).all() for value in params.values())
+    assert not (run_dir / "figures").exists()
+
+
+# --------------------------------------------------------------- bad input
+@pytest.mark.parametrize("flags", [
+    ["--dataset", "cifar"],
+    ["--dataset", "frey", "--z-dim", "-1"],
+    ["--dataset", "frey", "--hidden", "0"],
+    ["--dataset", "frey", "--batch-size", "0"],
+    ["--dataset", "frey", "--samples", "-5"],
+    ["--dataset", "frey", "--lr", "-0.1"],
+    [],
+])
+def test_bad_flags_are_usage_errors(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(flags)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+
+
+@needs_frey
+def test_unreadable_resume_directory(tmp_path, capsys):
+    assert train("--resume", tmp_path / "nowhere") == 2
+    assert "no such directory" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert train("--resume", tmp_path / "empty") == 2
+    assert "config.json" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    assert train(*TINY, "--samples", 100, "--out", broken, "--no-figures") == 0
+    (broken / "checkpoint.npz").write_bytes(b"not a zip file")
+    assert train("--resume", broken) == 2
+    assert "Cannot read checkpoint" in capsys.readouterr().err
+
+
+@needs_frey
+def test_resume_with_another_architecture_is_refused(tmp_path, capsys):
+    first, other = tmp_path / "first", tmp_path / "other"
+    assert train(*TINY, "--z-dim", 2, "--samples", 100, "--out", first, "--no-figures") == 0
+    capsys.readouterr()
+    assert train("--resume", first, "--z-dim", 5, "--hidden", 30) == 2
+    err = capsys.readouterr().err
+    assert "--z-dim 5 (the run has --z-dim 2)" in err and "--hidden 30" in err
+
+    # A checkpoint of another architecture dropped into the directory.
+    assert train(*TINY, "--z-dim", 3, "--samples", 100, "--out", other, "--no-figures") == 0
+    shutil.copy(other / "checkpoint.npz", first / "checkpoint.npz")
+    capsys.readouterr()
+    assert train("--resume", first, "--samples", 200) == 2
+    err = capsys.readouterr().err
+    assert "another model" in err and "Traceback" not in err
+
+
+@needs_frey
+def test_out_directory_with_a_run_is_not_overwritten(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    assert train(*TINY, "--samples", 100, "--out", run_dir, "--no-figures") == 0
+    assert train(*TINY, "--samples", 100, "--out", run_dir, "--no-figures") == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_missing_data_is_a_clean_error(tmp_path, capsys, monkeypatch):
+    def unavailable(name, split="train", **options):
+        raise datasets.DataNotFoundError(f"{name}: file frey_rawface.mat is not in the data directory")
+
+    monkeypatch.setattr(datasets, "load", unavailable)
+    assert train("--dataset", "frey", "--samples", 100, "--out", tmp_path / "run") == 2
+    err = capsys.readouterr().err
+    assert "Cannot load data set 'frey'" in err and "frey_rawface.mat" in err
+    assert "Traceback" not in err
+
+
+# ------------------------------------------------------------ helpers' units
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.npz"
+    checkpoint.save(path, {"w": numpy.ones(3)}, {"steps": numpy.asarray(1)}, {"samples_seen": 100})
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(numpy, "savez", disk_full)
+    with pytest.raises(OSError):
+        checkpoint.save(path, {"w": numpy.zeros(3)}, {"steps": numpy.asarray(2)}, {"samples_seen": 200})
+    params, optimizer_state, meta, _ = checkpoint.load(path)  # the old one, intact
+    assert meta["samples_seen"] == 100 and numpy.array_equal(params["w"], numpy.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]
+
+
+def test_generator_state_round_trip():
+    generator = numpy.random.default_rng(3)
+    generator.standard_normal(5)
+    state = json.loads(json.dumps(checkpoint.generator_state(generator)))
+    restored = checkpoint.restore_generator(state)
+    assert numpy.array_equal(restored.standard_normal(7), generator.standard_normal(7))
+
+
+class _Terminal:
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self):
+        return True
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    from numpyvae.progress import ProgressBar
+
+    clock = iter(numpy.arange(0.0, 100.0, 1.0))
+    terminal = _Terminal()
+    bar = ProgressBar(1000, stream=terminal, clock=lambda: next(clock))
+    bar.update(250, elbo="-100.0")
+    bar.update(500, elbo="-90.0")
+    bar.close()
+    assert terminal.text.count("\n") == 1 and terminal.text.count("\r") >= 3
+    assert "50.0%" in terminal.text and "samples/s" in terminal.text and "elbo -90.0" in terminal.text
