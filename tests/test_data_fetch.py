@@ -31,17 +31,9 @@ from numpyvae.datasets.fetch import download_file, fetch_file, import_file
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def isolated_cache(tmp_path_factory):
-    """Point the parsed-array and verification cache at a temporary folder for this module."""
-    folder = tmp_path_factory.mktemp("numpyvae-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NUMPYVAE_CACHE", str(folder))
-        yield folder
+from conftest import sha256  # noqa: E402
 
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 def leftovers(directory):

@@ -28,17 +28,9 @@ from numpyvae.datasets.integrity import locate, verify
 from numpyvae.datasets.matfile import read_mat, read_mat_variable
 
 
-@pytest.fixture(scope="module", autouse=True)
-def isolated_cache(tmp_path_factory):
-    """Point the parsed-array and verification cache at a temporary folder for this module."""
-    folder = tmp_path_factory.mktemp("numpyvae-cache")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("NUMPYVAE_CACHE", str(folder))
-        yield folder
+from conftest import sha256  # noqa: E402
 
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
+pytestmark = pytest.mark.usefixtures("isolated_cache")
 
 
 # --------------------------------------------------------------------------

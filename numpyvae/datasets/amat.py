@@ -9,7 +9,7 @@ where it must be; a violation is reported with its line number.
 
 import numpy as np
 
-from .errors import FormatError
+from .errors import FormatError, read_source
 
 _ZERO, _ONE, _SPACE, _NEWLINE = ord("0"), ord("1"), ord(" "), ord("\n")
 
@@ -40,13 +40,7 @@ def read_binarized_amat(source, columns=784, where=None):
     spaces, carriage returns, a short line) raises ``FormatError`` naming the
     first bad line.
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = source.tobytes() if isinstance(source, memoryview) else source
-        where = where or "<bytes>"
-    else:
-        where = where or str(source)
-        with open(source, "rb") as handle:
-            data = handle.read()
+    data, where = read_source(source, where)
     if not data:
         raise FormatError(f"{where}: empty .amat file")
     if not data.endswith(b"\n"):

@@ -24,3 +24,13 @@ class FormatError(DataError, ValueError):
 
 class DownloadError(DataError):
     """No URL of a file could be fetched and verified."""
+
+
+def read_source(source, where=None):
+    """The bytes of ``source`` (a path, or bytes already in memory) and the name to
+    use for it in error messages; shared by the file-format readers."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = source.tobytes() if isinstance(source, memoryview) else source
+        return data, where or "<bytes>"
+    with open(source, "rb") as handle:
+        return handle.read(), where or str(source)

@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from .errors import FormatError
+from .errors import FormatError, read_source
 
 LABELS_MAGIC = 0x00000801
 IMAGES_MAGIC = 0x00000803
@@ -45,13 +45,7 @@ def read_idx(source, expected_magic=None, where=None):
     of value bytes must equal the product of the dimensions exactly.  Returns a
     native-byte-order array (uint8 for MNIST).
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        data = source.tobytes() if isinstance(source, memoryview) else source
-        where = where or "<bytes>"
-    else:
-        where = where or str(source)
-        with open(source, "rb") as handle:
-            data = handle.read()
+    data, where = read_source(source, where)
     data = decompress_if_gzip(data, where)
     if len(data) < 4:
         raise FormatError(f"{where}: truncated IDX file: {len(data)} bytes, no room for the magic number")
