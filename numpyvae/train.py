@@ -598,7 +598,10 @@ def _start(args):
                             evals_per_decade=args.evals_per_decade),
                   dynamic_binarization=data.binarize,
                   pixel_scaling="grey levels / 255 (numpyvae.datasets.load)",
-                  data_dir=args.data_dir, numpyvae_version=__version__,
+                  # The resolved directory, so that evaluate and --resume find the data
+                  # even when NUMPYVAE_DATA is not set for them.
+                  data_dir=str(datasets.resolve_data_dir(args.data_dir)),
+                  numpyvae_version=__version__,
                   created=datetime.now().isoformat(timespec="seconds"))
     write_config(run_dir, config)
     (run_dir / METRICS_NAME).write_text("")

@@ -146,3 +146,21 @@ def test_elbo_draws_average_matches_single_draw_mean():
     averaged = elbo_draws(model, x, numpy.random.default_rng(0), draws=400)
     exact = model.elbo(x, eps=linear_gaussian.sigma_point_noise(N, Z_DIM)).elbo
     numpy.testing.assert_allclose(averaged.mean(), exact.mean(), atol=0.05)
+
+
+def test_evaluate_finds_the_data_the_run_was_trained_with(tmp_path, monkeypatch):
+    """A run trained with NUMPYVAE_DATA set is evaluated without it."""
+    from numpyvae import datasets, evaluate, train
+    try:
+        datasets.load("frey", "test", download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"needs frey/frey_rawface.mat: {error}")
+    run_dir = tmp_path / "run"
+    assert train.main(["--dataset", "frey", "--samples", "300", "--hidden", "8", "--eval-size", "50",
+                       "--no-figures", "--out", str(run_dir)]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["data_dir"] == str(datasets.resolve_data_dir())
+    monkeypatch.delenv("NUMPYVAE_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))          # the default cache has no data
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert evaluate.main([str(run_dir), "--k", "5", "--n-test", "10", "--draws", "1"]) == 0
