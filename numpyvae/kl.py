@@ -29,10 +29,7 @@ def kl_diagonal_gaussians(mu_q, logvar_q, mu_p, logvar_p):
 
     All inputs broadcast to (N, D) -> (N,).
     """
-    xp = backend.namespace_of(mu_q)
-    diff = mu_q - mu_p
-    ratio = (xp.exp(logvar_q) + diff * diff) * xp.exp(-logvar_p)
-    return 0.5 * (logvar_p - logvar_q + ratio - 1).sum(axis=-1)
+    return KLDiagonalGaussians().forward(mu_q, logvar_q, mu_p, logvar_p)
 
 
 class KLStandardNormal:

@@ -78,14 +78,19 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
     return result
 
 
+def elbo_parts(model, x, rng, batch_size=1000):
+    """Per-example ELBO, log-likelihood term and KL, one noise draw each, computed in
+    batches: a host float64 array of shape (3, N)."""
+    parts = numpy.zeros((3, int(x.shape[0])))
+    for start in range(0, int(x.shape[0]), batch_size):
+        for row, part in zip(parts, model.elbo(x[start:start + batch_size], rng=rng)):
+            row[start:start + batch_size] = backend.to_numpy(part)
+    return parts
+
+
 def elbo_draws(model, x, rng, draws=10, batch_size=1000):
     """Per-example ELBO averaged over ``draws`` independent noise draws: (N,) float64.
 
     One-sample ELBOs are noisy; averaging draws estimates E_q[ELBO] itself.
     """
-    total = numpy.zeros(int(x.shape[0]))
-    for _ in range(int(draws)):
-        for start in range(0, int(x.shape[0]), batch_size):
-            parts = model.elbo(x[start:start + batch_size], rng=rng)
-            total[start:start + batch_size] += backend.to_numpy(parts.elbo)
-    return total / int(draws)
+    return sum(elbo_parts(model, x, rng, batch_size)[0] for _ in range(int(draws))) / int(draws)

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy
 
 from . import backend, checkpoint, datasets
+from .marginal_likelihood import elbo_parts
 from . import __version__
 from .optim import OPTIMIZERS
 from .progress import ProgressBar, format_count
@@ -233,15 +234,6 @@ class Data:
         return batch
 
 
-def evaluate_elbo(model, x, rng, batch_size=1000):
-    """Mean ELBO, log-likelihood term and KL over the rows of x (one noise draw each)."""
-    totals = numpy.zeros(3)
-    for start in range(0, int(x.shape[0]), batch_size):
-        parts = model.elbo(x[start:start + batch_size], rng=rng)
-        totals += [float(backend.to_numpy(part.sum())) for part in parts]
-    return totals / int(x.shape[0])
-
-
 # ----------------------------------------------------------------------- schedule
 def next_evaluation(samples_seen, per_decade, budget):
     """The smallest log-spaced point 10^(k / per_decade) above samples_seen, or the budget."""
@@ -314,8 +306,9 @@ class Run:
     # -- metrics
     def evaluate(self):
         """Train and test ELBO on the fixed subsets (fresh noise, as the ELBO requires)."""
-        train = evaluate_elbo(self.model, self.data.eval_train, self.eval_rng)
-        test = evaluate_elbo(self.model, self.data.eval_test, self.eval_rng)
+        # Means of (ELBO, log-likelihood term, KL), one noise draw per example.
+        train = elbo_parts(self.model, self.data.eval_train, self.eval_rng).mean(axis=1)
+        test = elbo_parts(self.model, self.data.eval_test, self.eval_rng).mean(axis=1)
         record = dict(samples_seen=self.samples_seen, step=self.step,
                       epoch=self.samples_seen / self.data.n_train,
                       train_elbo=train[0], test_elbo=test[0],

@@ -197,9 +197,12 @@ class VAE:
         flat = self.params.flat
         return self.weight_prior_scale * (flat @ flat) / (2.0 * self.weight_prior_std ** 2)
 
+    def _loss(self, parts):
+        return -parts.elbo.mean() + self.weight_prior_penalty()
+
     def loss(self, x, eps=None, rng=None, samples=None):
         """-mean ELBO (+ the weight prior's penalty): the scalar training minimizes."""
-        return -self.elbo(x, eps, rng, samples).elbo.mean() + self.weight_prior_penalty()
+        return self._loss(self.elbo(x, eps, rng, samples))
 
     def loss_and_grads(self, x, eps=None, rng=None, samples=None):
         """The loss and its gradient with respect to every array in ``params``.
@@ -212,8 +215,7 @@ class VAE:
         x = self._data(x)
         eps = self._noise(x.shape[0], eps, rng, samples)
         samples, n = eps.shape[0], x.shape[0]
-        parts = self._forward(x, eps)
-        loss = -parts.elbo.mean()
+        loss = self._loss(self._forward(x, eps))
 
         # d loss / d log p(x|z_l) = -1/(L N); d loss / d KL_n = beta / N.
         grad_log_likelihood = self.xp.full((samples, n), -1.0 / (samples * n), dtype=self.dtype)
@@ -226,7 +228,6 @@ class VAE:
         self.encoder.backward(grad_mu, grad_logvar)
 
         if self.weight_prior_std is not None:
-            loss = loss + self.weight_prior_penalty()
             # d/d theta of scale * theta^2 / (2 sigma_w^2) = scale * theta / sigma_w^2
             self.grads.flat += (self.weight_prior_scale / self.weight_prior_std ** 2) * self.params.flat
         return loss, self.grads

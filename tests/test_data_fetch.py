@@ -6,14 +6,11 @@ every failure the tests check that nothing was left behind: no final file and
 no ``.part-*`` temporary file.
 """
 
-import gzip
-import hashlib
 import http.server
 import importlib.util
 import io
 import os
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -31,7 +28,7 @@ from numpyvae.datasets.fetch import download_file, fetch_file, import_file
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-from conftest import sha256  # noqa: E402
+from conftest import sha256, tiny_idx_files  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -244,27 +241,16 @@ def test_fetch_file_replaces_a_corrupt_file(server, tmp_path):
 # --------------------------------------------------------------------------
 
 
-def idx_bytes(array):
-    array = np.asarray(array, np.uint8)
-    return bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape) + array.tobytes()
-
-
 @pytest.fixture
 def tiny_remote(server, monkeypatch):
     """A tiny IDX data set 'tiny' whose files are served by the local server."""
-    rng = np.random.default_rng(7)
-    specs, arrays = [], {}
-    for prefix, count in (("train", 4), ("t10k", 2)):
-        images = rng.integers(0, 256, size=(count, 2, 2), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=count, dtype=np.uint8)
-        arrays[prefix] = (images, labels)
-        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
-            filename = f"{prefix}-{kind}-ubyte.gz"
-            content = gzip.compress(idx_bytes(array), mtime=0)
-            server.routes[f"/primary/{filename}"] = ("status", 503)
-            server.routes[f"/mirror/{filename}"] = ("ok", content)
-            urls = (server.url(f"/primary/{filename}"), server.url(f"/mirror/{filename}"))
-            specs.append(FileSpec(filename, len(content), sha256(content), urls))
+    files, arrays = tiny_idx_files(np.random.default_rng(7), (4, 2), (2, 2))
+    specs = []
+    for filename, content in files:
+        server.routes[f"/primary/{filename}"] = ("status", 503)
+        server.routes[f"/mirror/{filename}"] = ("ok", content)
+        urls = (server.url(f"/primary/{filename}"), server.url(f"/mirror/{filename}"))
+        specs.append(FileSpec(filename, len(content), sha256(content), urls))
     dataset = replace(registry.MNIST, name="tiny", title="tiny", directory="tiny", image_shape=(2, 2),
                       files=tuple(specs), split_sizes={"train": 4, "test": 2})
     monkeypatch.setitem(registry.DATASETS, "tiny", dataset)

@@ -8,7 +8,6 @@ temporary folder so the tests never touch the user's cache.
 """
 
 import gzip
-import hashlib
 import os
 import struct
 import zlib
@@ -28,7 +27,7 @@ from numpyvae.datasets.integrity import locate, verify
 from numpyvae.datasets.matfile import read_mat, read_mat_variable
 
 
-from conftest import sha256  # noqa: E402
+from conftest import idx_bytes, sha256, tiny_idx_files  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -288,28 +287,14 @@ def test_repeated_load_uses_the_caches(monkeypatch):
 # --------------------------------------------------------------------------
 
 
-def idx_bytes(array, type_code=0x08, dimensions=None):
-    """Serialize ``array`` as an IDX file (uncompressed)."""
-    array = np.asarray(array)
-    dimensions = array.shape if dimensions is None else dimensions
-    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[type_code]
-    header = bytes([0, 0, type_code, len(dimensions)]) + struct.pack(f">{len(dimensions)}I", *dimensions)
-    return header + array.astype(dtype).tobytes()
-
-
 def make_tiny_dataset(directory, rng, train=5, test=3):
     """Write a tiny IDX data set (3x2 images) into ``directory``; return (Dataset, arrays)."""
     directory.mkdir(parents=True, exist_ok=True)
-    arrays, specs = {}, []
-    for prefix, count in (("train", train), ("t10k", test)):
-        images = rng.integers(0, 256, size=(count, 3, 2), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=count, dtype=np.uint8)
-        arrays[prefix] = (images, labels)
-        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
-            filename = f"{prefix}-{kind}-ubyte.gz"
-            content = gzip.compress(idx_bytes(array), mtime=0)
-            (directory / filename).write_bytes(content)
-            specs.append(FileSpec(filename, len(content), sha256(content), ()))
+    files, arrays = tiny_idx_files(rng, (train, test), (3, 2))
+    specs = []
+    for filename, content in files:
+        (directory / filename).write_bytes(content)
+        specs.append(FileSpec(filename, len(content), sha256(content), ()))
     dataset = replace(
         registry.MNIST, name="tiny", title="tiny", directory=directory.name, image_shape=(3, 2),
         files=tuple(specs), split_sizes={"train": train, "test": test},

@@ -262,14 +262,7 @@ def _copy_verified(spec, source, final_path, dataset_name):
     try:
         digest = ContentDigest(is_gzip_copy(spec, source), limit=spec.size, where=str(source))
         with output, open(source, "rb") as handle:
-            while True:
-                chunk = handle.read(CHUNK_BYTES)
-                if not chunk:
-                    break
-                digest.feed(chunk)
-                if digest.oversize:
-                    break
-                output.write(chunk)
+            digest.feed_file(handle, copy_to=output)
             output.flush()
             os.fsync(output.fileno())
         sha256, size, _ = digest.finish()

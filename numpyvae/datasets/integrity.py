@@ -70,6 +70,19 @@ class ContentDigest:
             if stored:
                 self._decompressor = zlib.decompressobj(wbits=31)
 
+    def feed_file(self, handle, copy_to=None):
+        """Feed the whole open file ``handle`` in chunks, writing each chunk to
+        ``copy_to`` as well when given; stops early once the content is oversize."""
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            if not chunk:
+                return
+            self.feed(chunk)
+            if self.oversize:
+                return
+            if copy_to is not None:
+                copy_to.write(chunk)
+
     def finish(self):
         """Return (hex SHA-256, content size, content as a bytearray or None)."""
         if self._gzip_copy and not self.oversize:
@@ -101,13 +114,7 @@ def read_content(spec, path, keep=True):
     """Read ``path`` and return (digest, size, content) of the original content."""
     digest = ContentDigest(is_gzip_copy(spec, path), limit=spec.size, keep=keep, where=str(path))
     with open(path, "rb") as handle:
-        while True:
-            chunk = handle.read(CHUNK_BYTES)
-            if not chunk:
-                break
-            digest.feed(chunk)
-            if digest.oversize:
-                break
+        digest.feed_file(handle)
     return digest.finish()
 
 
