@@ -6,6 +6,15 @@ shapes. When both are :class:`~numpyvae.parameters.ParameterDict` s with one lay
 on their flat buffers: a few long element-wise operations instead of a few per
 array. Any other mapping is updated array by array. The math is the same.
 
+On the CPU the flat buffers are updated in blocks of ``BLOCK_ELEMENTS``. An update
+is several passes (Adagrad: seven); over a whole AEVB model (816k float32 for the
+MNIST one, 3.3 MB per array) each pass would stream every array through memory
+again, while a block's arrays stay in the core's cache from the first pass to the
+last. On the MNIST model that takes the Adagrad step from 1.46 ms to 0.92 ms on a
+2-core Xeon (``python benchmarks/bench_optimizer.py``). The result is the same to the
+last bit: every element goes through the same operations. A GPU gets the whole
+buffer in one go: there the number of kernel launches is what costs.
+
 Optimizer state (momentum, running sums) lives in ``opt.state``; ``state_dict()``
 and ``load_state_dict()`` save and restore it, for checkpoints.
 """
@@ -13,6 +22,10 @@ import numpy
 
 from . import backend
 from .parameters import ParameterDict, same_layout
+
+# 32768 float32 = 128 KiB per array; an update touches at most five arrays, which
+# then fit in the 1-2 MiB L2 cache of current x86 and Arm cores.
+BLOCK_ELEMENTS = 1 << 15
 
 
 class Optimizer:
@@ -46,8 +59,14 @@ class Optimizer:
                              f"{sorted(set(params) ^ set(grads))}.")
         states = self._state_buffers(params)
         if same_layout(params, grads) and all(isinstance(s, ParameterDict) for s in states):
-            yield (params.flat, grads.flat, self._scratch_for("flat", grads.flat),
-                   *[state.flat for state in states])
+            flats = [params.flat, grads.flat, *[state.flat for state in states]]
+            size = flats[0].size
+            block = BLOCK_ELEMENTS if backend.namespace_of(flats[0]) is numpy else size
+            scratch = self._scratch_for("flat", flats[1][:min(block, size)])
+            for start in range(0, size, block):
+                stop = min(start + block, size)
+                parts = [flat[start:stop] for flat in flats]
+                yield (parts[0], parts[1], scratch[:stop - start], *parts[2:])
             return
         for key, value in params.items():
             grad = grads[key]

@@ -98,3 +98,23 @@ def test_optimizer_bad_arguments():
     with pytest.raises(ValueError, match="same names"):
         nv.optim.SGD().step({"a": np.zeros(2)}, {"b": np.zeros(2)})
 
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+def test_blocked_flat_update_equals_per_array_update(name, monkeypatch):
+    """The CPU flat path updates the buffer block by block; blocks that cut through
+    arrays (7 elements, arrays of 6 and 3) must give the per-array path's numbers."""
+    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 7)
+    target, start = quadratic_problem()
+    params = nv.ParameterDict([(k, v.shape) for k, v in start.items()], dtype=np.float64)
+    params.assign(start)
+    grads = params.zeros_like()
+    separate = {k: v.copy() for k, v in start.items()}
+    blocked_optimizer = CLASSES[name](**SETTINGS[name])
+    separate_optimizer = CLASSES[name](**SETTINGS[name])
+    for _ in range(10):
+        grads.assign(gradient(params, target))
+        blocked_optimizer.step(params, grads)
+        separate_optimizer.step(separate, gradient(separate, target))
+    for k in separate:
+        np.testing.assert_array_equal(params[k], separate[k])

@@ -1,0 +1,78 @@
+"""The optimizer step on AEVB-sized models: blocked flat update against one pass per
+formula over the whole flat buffer, interleaved in one run.
+
+    python benchmarks/bench_optimizer.py [--rounds 9] [--steps 100]
+
+numpyvae's flat update (numpyvae/optim.py) runs block by block so that a block's
+arrays stay in cache across the update's passes. This script measures what that
+buys: for each optimizer and model it times ``opt.step(model.params, grads)`` with
+the default ``BLOCK_ELEMENTS`` and with one block spanning the whole buffer (the
+unblocked update), alternating the two, and prints the medians. Both run the same
+element-wise formulas, so their results are identical; only the memory traffic
+differs. NumPy's element-wise operations run on one thread, so the thread count
+does not matter here.
+"""
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import numpyvae as nv
+
+MODELS = {
+    # name: (x_dim, hidden, z_dim, likelihood)
+    "frey": (560, (200,), 20, "gaussian"),
+    "mnist": (784, (500,), 20, "bernoulli"),
+}
+
+
+def parse_arguments():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved timing rounds")
+    parser.add_argument("--steps", type=int, default=100, help="optimizer steps per round")
+    return parser.parse_args()
+
+
+def time_steps(optimizer, params, grads, steps, block):
+    nv.optim.BLOCK_ELEMENTS = block
+    start = time.perf_counter()
+    for _ in range(steps):
+        optimizer.step(params, grads)
+    return (time.perf_counter() - start) / steps
+
+
+def main():
+    arguments = parse_arguments()
+    default_block = nv.optim.BLOCK_ELEMENTS
+    print(f"NumPy {np.__version__}, float32, BLOCK_ELEMENTS = {default_block}, medians of "
+          f"{arguments.rounds} interleaved rounds of {arguments.steps} steps")
+    print()
+    print("| model | parameters | optimizer | unblocked, ms/step | blocked, ms/step | speed-up |")
+    print("|---|---|---|---|---|---|")
+    for name, (x_dim, hidden, z_dim, likelihood) in MODELS.items():
+        model = nv.VAE(x_dim, hidden, z_dim, likelihood=likelihood)
+        rng = np.random.default_rng(0)
+        batch = rng.random((100, x_dim), dtype=np.float32)
+        _, grads = model.loss_and_grads(batch, rng=rng)
+        size = model.params.flat.size
+        for optimizer_name, optimizer_class in nv.optim.OPTIMIZERS.items():
+            # Tiny learning rates keep the parameters where they are over thousands
+            # of steps, so every round times the same arithmetic.
+            optimizer = optimizer_class(lr=1e-12)
+            times = {"unblocked": [], "blocked": []}
+            time_steps(optimizer, model.params, grads, 5, default_block)  # state, warm-up
+            for _ in range(arguments.rounds):
+                times["unblocked"].append(time_steps(optimizer, model.params, grads,
+                                                     arguments.steps, size))
+                times["blocked"].append(time_steps(optimizer, model.params, grads,
+                                                   arguments.steps, default_block))
+            unblocked, blocked = (statistics.median(times[key]) for key in ("unblocked", "blocked"))
+            print(f"| {name} | {size:,} | {optimizer_name} | {unblocked * 1e3:.3f} | "
+                  f"{blocked * 1e3:.3f} | {unblocked / blocked:.2f}x |")
+    nv.optim.BLOCK_ELEMENTS = default_block
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
