@@ -61,7 +61,7 @@ class Optimizer:
         if same_layout(params, grads) and all(isinstance(s, ParameterDict) for s in states):
             flats = [params.flat, grads.flat, *[state.flat for state in states]]
             size = flats[0].size
-            block = BLOCK_ELEMENTS if backend.namespace_of(flats[0]) is numpy else size
+            block = BLOCK_ELEMENTS if backend.namespace_of(flats[0]) is numpy else max(size, 1)
             scratch = self._scratch_for("flat", flats[1][:min(block, size)])
             for start in range(0, size, block):
                 stop = min(start + block, size)
