@@ -36,7 +36,7 @@ def parse_arguments():
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     parser.add_argument("--steps", type=int, default=60, help="training steps per round")
     parser.add_argument("--models", nargs="+", default=["frey", "mnist"],
-                        choices=["frey", "mnist", "large"])
+                        choices=["frey", "mnist", "large"])  # the keys of aevb_models.MODELS
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--backend", default="numpy", choices=["numpy", "cupy"],
                         help="numpyvae's array backend (PyTorch stays on the CPU)")
@@ -49,6 +49,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = str(ARGUMENTS.threads)
 
 import numpy as np  # noqa: E402
+from aevb_models import MODELS  # noqa: E402  (beside this script)
 
 import numpyvae as nv  # noqa: E402
 
@@ -62,12 +63,9 @@ except ImportError:
 
 IDLE_PAUSE = 0.5  # seconds between timed segments (see benchmark())
 
-MODELS = {
-    # name: (x_dim, hidden, z_dim, likelihood, lr, batch)
-    "frey": (560, (200,), 20, "gaussian", 0.02, 100),
-    "mnist": (784, (500,), 20, "bernoulli", 0.02, 100),
-    "large": (784, (2048,), 20, "bernoulli", 0.01, 1000),
-}
+# The targets of issue #5, checked at the end of every run.
+TARGET_RATIO_TO_PYTORCH = 1.25
+TARGET_FRACTION_OF_BOUND = 0.60
 
 
 def make_data(x_dim, likelihood, n=2000, seed=0):
@@ -260,7 +258,7 @@ def benchmark(name):
     data = make_data(x_dim, likelihood)
     build = dict(x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood, seed=0)
 
-    row = {"model": f"{name}: {x_dim}-{'-'.join(map(str, hidden))}-z{z_dim}, {likelihood}, batch {batch}"}
+    row = {"name": name, "model": f"{name}: {x_dim}-{'-'.join(map(str, hidden))}-z{z_dim}, {likelihood}, batch {batch}"}
     if torch is not None and ARGUMENTS.backend == "numpy":
         row["agreement"] = cross_check(nv.VAE(**build), torch_model(nv.VAE(**build)), data, batch, lr)
 
@@ -323,15 +321,16 @@ def main():
               f"{agreement_text} |")
     print()
     for row in rows:
-        name = row["model"].split(":")[0]
         fraction = row["numpyvae"] / row["bound"]
         verdicts = [f"{fraction:.0%} of the NumPy matmul bound "
-                    f"({'met' if fraction >= 0.60 else 'NOT met'}: target 60%)"]
+                    f"({'met' if fraction >= TARGET_FRACTION_OF_BOUND else 'NOT met'}: "
+                    f"target {TARGET_FRACTION_OF_BOUND:.0%})"]
         if row.get("pytorch"):
             ratio = row["numpyvae"] / row["pytorch"]
-            verdicts.insert(0, f"{ratio:.2f}x PyTorch ({'met' if ratio >= 1.25 else 'NOT met'}: "
-                               "target 1.25x)")
-        print(f"{name}: " + "; ".join(verdicts))
+            verdicts.insert(0, f"{ratio:.2f}x PyTorch "
+                               f"({'met' if ratio >= TARGET_RATIO_TO_PYTORCH else 'NOT met'}: "
+                               f"target {TARGET_RATIO_TO_PYTORCH}x)")
+        print(f"{row['name']}: " + "; ".join(verdicts))
     return 0
 
 

@@ -49,15 +49,20 @@ SETTINGS = {
 CLASSES = {"sgd": nv.optim.SGD, "adagrad": nv.optim.Adagrad, "adam": nv.optim.Adam}
 
 
+def flat_parameters(start):
+    """``start`` as a float64 ParameterDict (one flat buffer), with its gradient buffer."""
+    params = nv.ParameterDict([(k, v.shape) for k, v in start.items()], dtype=np.float64)
+    params.assign(start)
+    return params, params.zeros_like()
+
+
 @pytest.mark.parametrize("name", SETTINGS)
 @pytest.mark.parametrize("flat", [False, True])
 def test_optimizer_matches_update_written_by_hand(name, flat):
     target, start = quadratic_problem()
     expected = by_hand(name, start, target, 25, **SETTINGS[name])
     if flat:
-        params = nv.ParameterDict([(k, v.shape) for k, v in start.items()], dtype=np.float64)
-        params.assign(start)
-        grads = params.zeros_like()
+        params, grads = flat_parameters(start)
     else:
         params = {k: v.copy() for k, v in start.items()}
     optimizer = CLASSES[name](**SETTINGS[name])
@@ -75,8 +80,7 @@ def test_optimizer_matches_update_written_by_hand(name, flat):
 
 def test_optimizer_state_round_trip():
     target, start = quadratic_problem()
-    params = nv.ParameterDict([(k, v.shape) for k, v in start.items()], dtype=np.float64)
-    params.assign(start)
+    params, _ = flat_parameters(start)
     first = nv.optim.Adam(lr=0.1)
     for _ in range(3):
         first.step(params, gradient(params, target))
@@ -99,16 +103,13 @@ def test_optimizer_bad_arguments():
         nv.optim.SGD().step({"a": np.zeros(2)}, {"b": np.zeros(2)})
 
 
-
 @pytest.mark.parametrize("name", SETTINGS)
 def test_blocked_flat_update_equals_per_array_update(name, monkeypatch):
     """The CPU flat path updates the buffer block by block; blocks that cut through
     arrays (7 elements, arrays of 6 and 3) must give the per-array path's numbers."""
     monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 7)
     target, start = quadratic_problem()
-    params = nv.ParameterDict([(k, v.shape) for k, v in start.items()], dtype=np.float64)
-    params.assign(start)
-    grads = params.zeros_like()
+    params, grads = flat_parameters(start)
     separate = {k: v.copy() for k, v in start.items()}
     blocked_optimizer = CLASSES[name](**SETTINGS[name])
     separate_optimizer = CLASSES[name](**SETTINGS[name])
