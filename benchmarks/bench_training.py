@@ -49,7 +49,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[variable] = str(ARGUMENTS.threads)
 
 import numpy as np  # noqa: E402
-from aevb_models import MODELS  # noqa: E402  (beside this script)
+from aevb_models import MODELS, matmul_shapes  # noqa: E402  (beside this script)
 
 import numpyvae as nv  # noqa: E402
 
@@ -122,24 +122,6 @@ def torch_model(model):
 
 
 # ----------------------------------------------------------------- the bounds
-def matmul_shapes(x_dim, hidden, z_dim, likelihood, batch):
-    """(m, k, n) of every matrix product in one training step (forward + backward)."""
-    shapes = []
-    encoder = [x_dim, *hidden]
-    decoder = [z_dim, *hidden[::-1]]
-    heads = 1 if likelihood == "bernoulli" else 2
-    layers = [(a, b, i > 0) for i, (a, b) in enumerate(zip(encoder[:-1], encoder[1:]))]
-    layers += [(encoder[-1], z_dim, True)] * 2
-    layers += [(a, b, True) for a, b in zip(decoder[:-1], decoder[1:])]
-    layers += [(decoder[-1], x_dim, True)] * heads
-    for n_in, n_out, needs_input_grad in layers:
-        shapes.append((batch, n_in, n_out))          # forward  x W
-        shapes.append((n_in, batch, n_out))          # backward x^T g
-        if needs_input_grad:
-            shapes.append((batch, n_out, n_in))      # backward g W^T
-    return shapes
-
-
 def time_matmuls(shapes, repeats, library="numpy"):
     """Seconds per step spent in the step's matrix products alone: through NumPy
     (numpyvae's BLAS) or through ``torch.mm`` (PyTorch's own BLAS, MKL on x86)."""
