@@ -16,7 +16,8 @@ the Adagrad update of the MNIST model's 816k parameters:
   thread updating half of the parameters with numpyvae's blocked flat update.
 
 A BLAS fixes its thread count when it loads, so each configuration runs in a process of
-its own; the processes alternate over the rounds and every figure is a median.
+its own (the parent sets the thread counts in the child's environment); the processes
+alternate over the rounds and every figure is a median.
 """
 import argparse
 import json
@@ -24,9 +25,13 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 
+import numpy as np
 from aevb_models import MODELS, matmul_shapes  # beside this script
+
+import numpyvae as nv
 
 SPLIT_MIN_MULTIPLY_ADDS = 1 << 20  # smaller products cost less than a thread handoff
 ADAGRAD_MODEL = "mnist"
@@ -58,7 +63,6 @@ class Worker:
     as small as Python allows."""
 
     def __init__(self):
-        import threading
         self.start_signal, self.done_signal = threading.Lock(), threading.Lock()
         self.start_signal.acquire()
         self.done_signal.acquire()
@@ -82,7 +86,6 @@ class Worker:
 
 def product_timer(library, shapes, worker):
     """A function that computes the step's products once, and its flop count."""
-    import numpy as np
     rng = np.random.default_rng(0)
     operands = [(rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32),
                  np.empty((m, n), np.float32)) for m, k, n in shapes]
@@ -115,9 +118,6 @@ def product_timer(library, shapes, worker):
 def adagrad_timer(worker):
     """A function that runs one Adagrad step over the MNIST model's parameter count:
     one optimizer over the whole buffer, or two over its halves (one on the worker)."""
-    import numpy as np
-
-    import numpyvae as nv
     size = nv.VAE(*MODELS[ADAGRAD_MODEL][:3], likelihood=MODELS[ADAGRAD_MODEL][3]).params.flat.size
     rng = np.random.default_rng(0)
     parts = [size] if worker is None else [size // 2, size - size // 2]
@@ -190,7 +190,6 @@ def main():
     arguments = parse_arguments()
     if arguments.child:
         return child(arguments.child)
-    import numpy as np
     try:
         import torch
     except ImportError:
