@@ -26,14 +26,13 @@ import statistics
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 from aevb_models import MODELS, matmul_shapes  # beside this script
+from timing import best_seconds, matmul_runner
 
 import numpyvae as nv
 
-SPLIT_MIN_MULTIPLY_ADDS = 1 << 20  # smaller products cost less than a thread handoff
 ADAGRAD_MODEL = "mnist"
 
 
@@ -45,17 +44,6 @@ def parse_arguments():
 
 
 # ------------------------------------------------------------ in the child process
-def best_seconds(function, repeats, tries=5):
-    function()
-    best = float("inf")
-    for _ in range(tries):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            function()
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
-
-
 class Worker:
     """One thread that runs a function when told to; the caller waits for it.
 
@@ -82,37 +70,6 @@ class Worker:
         self.start_signal.release()
         foreground()
         self.done_signal.acquire()
-
-
-def product_timer(library, shapes, worker):
-    """A function that computes the step's products once, and its flop count."""
-    rng = np.random.default_rng(0)
-    operands = [(rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32),
-                 np.empty((m, n), np.float32)) for m, k, n in shapes]
-    if library == "torch":
-        import torch
-        operands = [tuple(torch.from_numpy(array) for array in triple) for triple in operands]
-        multiply = torch.mm
-    else:
-        multiply = np.matmul
-    tasks = []
-    for (a, b, out), (m, k, n) in zip(operands, shapes):
-        if worker is None or m * k * n < SPLIT_MIN_MULTIPLY_ADDS:
-            tasks.append(lambda a=a, b=b, out=out: multiply(a, b, out=out))
-        elif m >= n:  # split the longer side of the output
-            h = m // 2
-            tasks.append(lambda a=a, b=b, out=out, h=h: worker.run_beside(
-                lambda: multiply(a[h:], b, out=out[h:]), lambda: multiply(a[:h], b, out=out[:h])))
-        else:
-            h = n // 2
-            tasks.append(lambda a=a, b=b, out=out, h=h: worker.run_beside(
-                lambda: multiply(a, b[:, h:], out=out[:, h:]),
-                lambda: multiply(a, b[:, :h], out=out[:, :h])))
-
-    def run():
-        for task in tasks:
-            task()
-    return run, sum(2 * m * k * n for m, k, n in shapes)
 
 
 def adagrad_timer(worker):
@@ -143,10 +100,9 @@ def child(configuration):
     results = {}
     for name in ("frey", "mnist"):
         x_dim, hidden, z_dim, likelihood, _, batch = MODELS[name]
-        run, flops = product_timer(library, matmul_shapes(x_dim, hidden, z_dim, likelihood, batch),
-                                   worker)
-        results[name] = best_seconds(run, 30)
-        results[f"{name}_flops"] = flops
+        shapes = matmul_shapes(x_dim, hidden, z_dim, likelihood, batch)
+        results[name] = best_seconds(matmul_runner(shapes, library, worker), 30)
+        results[f"{name}_flops"] = sum(2 * m * k * n for m, k, n in shapes)
     if library == "numpy":
         results["adagrad"] = best_seconds(adagrad_timer(worker), 30)
     if worker is not None:
@@ -166,7 +122,7 @@ CONFIGURATIONS = [
 ]
 
 
-def numpy_blas_name(np):
+def numpy_blas_name():
     """The BLAS NumPy was built against, e.g. scipy-openblas (NumPy 1.26 and later)."""
     try:
         return np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
@@ -194,7 +150,7 @@ def main():
         import torch
     except ImportError:
         torch = None
-    blas = numpy_blas_name(np)
+    blas = numpy_blas_name()
     configurations = [(label.format(blas=blas), configuration, cores)
                       for label, configuration, cores in CONFIGURATIONS
                       if torch is not None or not configuration.startswith("torch")]
@@ -218,7 +174,6 @@ def main():
         print(f"| {label} | {row['frey'] * 1e3:.2f} | {row['frey_flops'] / row['frey'] / 1e9:.0f} | "
               f"{row['mnist'] * 1e3:.2f} | {row['mnist_flops'] / row['mnist'] / 1e9:.0f} | {adagrad} |")
     print()
-    one = medians["numpy:1:whole"]
     for label, configuration, cores in configurations:
         if cores == 2:
             single = medians[configuration.replace(":2:", ":1:").replace(":split", ":whole")]
@@ -226,7 +181,7 @@ def main():
                     f"{single['frey'] / medians[configuration]['frey']:.2f}x (Frey), "
                     f"{single['mnist'] / medians[configuration]['mnist']:.2f}x (MNIST)")
             if "adagrad" in medians[configuration]:
-                text += f", the Adagrad update {one['adagrad'] / medians[configuration]['adagrad']:.2f}x"
+                text += f", the Adagrad update {single['adagrad'] / medians[configuration]['adagrad']:.2f}x"
             print(text)
     handoff = medians.get("numpy:1:split", {}).get("handoff")
     if handoff:

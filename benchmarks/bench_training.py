@@ -50,6 +50,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 from aevb_models import MODELS, matmul_shapes  # noqa: E402  (beside this script)
+from timing import best_seconds, matmul_runner  # noqa: E402
 
 import numpyvae as nv  # noqa: E402
 
@@ -125,23 +126,7 @@ def torch_model(model):
 def time_matmuls(shapes, repeats, library="numpy"):
     """Seconds per step spent in the step's matrix products alone: through NumPy
     (numpyvae's BLAS) or through ``torch.mm`` (PyTorch's own BLAS, MKL on x86)."""
-    rng = np.random.default_rng(0)
-    operands = [(rng.random((m, k), dtype=np.float32), rng.random((k, n), dtype=np.float32),
-                 np.empty((m, n), np.float32)) for m, k, n in shapes]
-    multiply = np.matmul
-    if library == "torch":
-        operands = [tuple(torch.from_numpy(array) for array in triple) for triple in operands]
-        multiply = torch.mm
-    for a, b, out in operands:
-        multiply(a, b, out=out)
-    best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(repeats):
-            for a, b, out in operands:
-                multiply(a, b, out=out)
-        best = min(best, (time.perf_counter() - start) / repeats)
-    return best
+    return best_seconds(matmul_runner(shapes, library), repeats)
 
 
 # ----------------------------------------------------------------- timing
