@@ -1,9 +1,9 @@
-"""numpyvae: the Variational Autoencoder (Kingma & Welling, 2013) in pure NumPy.
+"""numpyvae: the Variational Autoencoder family (Kingma & Welling, 2013, and after) in pure NumPy.
 
 Every gradient is derived by hand, written as an explicit backward pass and checked
 against central finite differences (``numpyvae.gradcheck``).
 """
-from . import backend, datasets, gradcheck, linear_gaussian, optim
+from . import backend, datasets, gradcheck, linear_gaussian, models, optim
 from .kl import KLDiagonalGaussians, KLStandardNormal, kl_diagonal_gaussians, kl_standard_normal
 from .layers import MLP, Dense, Identity, ReLU, Sigmoid, Softplus, Tanh, sigmoid, softplus
 from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikelihood,
@@ -11,6 +11,10 @@ from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikeli
                           fixed_variance_gaussian_log_likelihood, gaussian_log_likelihood)
 from .parameters import ParameterDict
 from .reparameterize import Reparameterize
-from .vae import VAE, ElboParts
+from .batchnorm import BatchNorm
+from .densities import (GaussianLogDensity, LogMeanExp, ReparameterizedLogDensity,
+                        StandardNormalLogDensity)
+from .layers import Concatenate
+from .models import CVAE, IWAE, VAE, ElboParts, QuadrantCVAE
 
 __version__ = "0.1.0"

@@ -20,20 +20,27 @@ from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikeli
 class _Decoder:
     head_names = ()
 
-    def __init__(self, sizes, activation, params, grads):
-        self.trunk = MLP(sizes[:-1], activation, params, grads, "decoder.hidden")
+    def __init__(self, sizes, activation, params, grads, batch_norm=False, buffers=None,
+                 training=True):
+        self.trunk = MLP(sizes[:-1], activation, params, grads, "decoder.hidden",
+                         batch_norm=batch_norm, buffers=buffers, training=training)
+        self.batch_norms = self.trunk.batch_norms
         self.heads = [Dense(params[f"decoder.{name}.W"], params[f"decoder.{name}.b"],
                             grads[f"decoder.{name}.W"], grads[f"decoder.{name}.b"])
                       for name in self.head_names]
 
     @classmethod
-    def layout(cls, sizes):
-        """``sizes`` = (z_dim, *hidden, x_dim)."""
+    def layout(cls, sizes, batch_norm=False):
+        """``sizes`` = (z_dim [+ condition width], *hidden, x_dim)."""
         width, x_dim = sizes[-2], sizes[-1]
-        entries = MLP.layout(sizes[:-1], "decoder.hidden")
+        entries = MLP.layout(sizes[:-1], "decoder.hidden", batch_norm)
         for name in cls.head_names:
             entries += [(f"decoder.{name}.W", (width, x_dim)), (f"decoder.{name}.b", (x_dim,))]
         return entries
+
+    @staticmethod
+    def buffer_layout(sizes, batch_norm=False):
+        return MLP.buffer_layout(sizes[:-1], "decoder.hidden", batch_norm)
 
     def _forward_heads(self, z):
         """Run trunk and heads on z flattened to rows; outputs reshaped like z."""
@@ -59,8 +66,8 @@ class BernoulliDecoder(_Decoder):
 
     head_names = ("logits",)
 
-    def __init__(self, sizes, activation, params, grads):
-        super().__init__(sizes, activation, params, grads)
+    def __init__(self, sizes, activation, params, grads, **net_options):
+        super().__init__(sizes, activation, params, grads, **net_options)
         self.likelihood = BernoulliLogLikelihood()
 
     def log_likelihood(self, x, z):
@@ -90,8 +97,9 @@ class GaussianDecoder(_Decoder):
 
     head_names = ("mean", "logvar")
 
-    def __init__(self, sizes, activation, params, grads, output_activation="sigmoid"):
-        super().__init__(sizes, activation, params, grads)
+    def __init__(self, sizes, activation, params, grads, output_activation="sigmoid",
+                 **net_options):
+        super().__init__(sizes, activation, params, grads, **net_options)
         self.output = make_activation(output_activation)
         self.likelihood = GaussianLogLikelihood()
 
@@ -122,8 +130,8 @@ class FixedVarianceGaussianDecoder(_Decoder):
     head_names = ("mean",)
 
     def __init__(self, sizes, activation, params, grads, output_activation="sigmoid",
-                 variance=1.0):
-        super().__init__(sizes, activation, params, grads)
+                 variance=1.0, **net_options):
+        super().__init__(sizes, activation, params, grads, **net_options)
         self.output = make_activation(output_activation)
         self.likelihood = FixedVarianceGaussianLogLikelihood(variance)
         self.variance = self.likelihood.variance

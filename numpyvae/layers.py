@@ -8,6 +8,7 @@ The derivations are in tutorials/05_backpropagation_by_hand.ipynb.
 import numpy
 
 from . import backend
+from .batchnorm import BatchNorm
 from .parameters import ParameterDict, initialize_weight
 
 
@@ -171,41 +172,91 @@ def make_activation(name):
         ) from None
 
 
-class MLP:
-    """h = act(... act(act(x W1 + b1) W2 + b2) ...): Dense layers, each followed by
-    the activation. With no layers it is the identity map (a linear VAE then has
-    only its linear heads).
+class Concatenate:
+    """[a, b] along the last axis, b broadcast over a's leading sample axes:
+    a (..., N, A), b (N, B) -> (..., N, A + B). How a condition enters a network.
 
-    ``params``/``grads`` are ParameterDicts holding views named ``{prefix}{i}.W`` and
-    ``{prefix}{i}.b``; the MLP builds its layers on those views.
+    Backward splits the gradient: (g[..., :A], g[..., A:] summed over the leading axes).
     """
 
-    def __init__(self, sizes, activation, params, grads, prefix):
+    params = grads = {}
+
+    def forward(self, a, b):
+        xp = backend.namespace_of(a)
+        self.split = a.shape[-1]
+        self.lead = a.ndim - 2
+        b = xp.broadcast_to(b, a.shape[:-1] + (b.shape[-1],))
+        return xp.concatenate([a, b.astype(a.dtype, copy=False)], axis=-1)
+
+    def backward(self, grad_out):
+        grad_b = grad_out[..., self.split:]
+        if self.lead:
+            grad_b = grad_b.sum(axis=tuple(range(self.lead)))
+        return grad_out[..., :self.split], grad_b
+
+
+class MLP:
+    """h = act(... act(act(x W1 + b1) W2 + b2) ...): Dense layers, each followed by
+    the activation (and, with ``batch_norm``, by batch normalization before it, as in
+    the Chen thesis's models). With no layers it is the identity map (a linear VAE then
+    has only its linear heads).
+
+    ``params``/``grads`` are ParameterDicts holding views named ``{prefix}{i}.W`` and
+    ``{prefix}{i}.b`` (and ``{prefix}{i}.bn.scale/shift``); ``buffers`` holds the
+    batch norms' ``running_mean/running_var``. The MLP builds its layers on those views.
+    """
+
+    def __init__(self, sizes, activation, params, grads, prefix, batch_norm=False,
+                 buffers=None, training=True):
         self.layers = []
+        self.batch_norms = []
         for index in range(len(sizes) - 1):
             name = f"{prefix}{index}"
             dense = Dense(params[f"{name}.W"], params[f"{name}.b"],
                           grads[f"{name}.W"], grads[f"{name}.b"])
-            self.layers.append((dense, make_activation(activation)))
+            pieces = [dense]
+            if batch_norm:
+                norm = BatchNorm(params[f"{name}.bn.scale"], params[f"{name}.bn.shift"],
+                                 grads[f"{name}.bn.scale"], grads[f"{name}.bn.shift"],
+                                 buffers[f"{name}.bn.running_mean"],
+                                 buffers[f"{name}.bn.running_var"], training=training)
+                pieces.append(norm)
+                self.batch_norms.append(norm)
+            pieces.append(make_activation(activation))
+            self.layers.append(pieces)
 
     @staticmethod
-    def layout(sizes, prefix):
+    def layout(sizes, prefix, batch_norm=False):
         """The (name, shape) entries an MLP with layer widths ``sizes`` needs."""
         entries = []
         for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             entries += [(f"{prefix}{index}.W", (n_in, n_out)), (f"{prefix}{index}.b", (n_out,))]
+            if batch_norm:
+                entries += [(f"{prefix}{index}.bn.scale", (n_out,)),
+                            (f"{prefix}{index}.bn.shift", (n_out,))]
         return entries
+
+    @staticmethod
+    def buffer_layout(sizes, prefix, batch_norm=False):
+        """The non-trainable arrays (batch norms' running statistics)."""
+        if not batch_norm:
+            return []
+        return [(f"{prefix}{index}.bn.{kind}", (n_out,))
+                for index, n_out in enumerate(sizes[1:])
+                for kind in ("running_mean", "running_var")]
 
     def forward(self, x):
         h = x
-        for dense, activation in self.layers:
-            h = activation.forward(dense.forward(h))
+        for pieces in self.layers:
+            for piece in pieces:
+                h = piece.forward(h)
         return h
 
     def backward(self, grad_out, need_input_grad=True):
         grad = grad_out
-        for position, (dense, activation) in enumerate(reversed(self.layers)):
+        for position, pieces in enumerate(reversed(self.layers)):
             is_first_layer = position == len(self.layers) - 1
-            grad = dense.backward(activation.backward(grad),
-                                  need_input_grad=need_input_grad or not is_first_layer)
+            for piece in reversed(pieces[1:]):
+                grad = piece.backward(grad)
+            grad = pieces[0].backward(grad, need_input_grad=need_input_grad or not is_first_layer)
         return grad

@@ -1,0 +1,76 @@
+"""Batch normalization (Ioffe & Szegedy, 2015) as a forward/backward pair.
+
+Training mode normalizes each feature by the batch's own statistics,
+
+    x_hat = (x - mean_B) / sqrt(var_B + eps),   y = scale * x_hat + shift,
+
+with var_B the biased batch variance; evaluation mode uses running averages of the
+batch statistics instead, so a single example gets the same output alone as in a
+batch. Backward in training mode (the batch statistics depend on every row):
+
+    dL/dx = (1 / (N sqrt(var_B + eps))) (N g' - sum_n g' - x_hat sum_n g' x_hat),  g' = g scale
+
+and in evaluation mode dL/dx = g scale / sqrt(running_var + eps). Derived in
+tutorials/05_backpropagation_by_hand.ipynb's style in tutorials/07 (appendix).
+"""
+from . import backend
+
+DEFAULT_MOMENTUM = 0.1
+DEFAULT_EPS = 1e-5
+
+
+class BatchNorm:
+    """Normalizes x (N, F) feature by feature, then y = scale * x_hat + shift.
+
+    ``scale``/``shift`` (F,) are trainable (views into a model's ParameterDict, with
+    gradient views ``grad_scale``/``grad_shift``); ``running_mean``/``running_var``
+    (F,) are buffers, updated only by :meth:`update_running_statistics`, so that
+    re-evaluating a loss (a gradient check) never moves them.
+    """
+
+    def __init__(self, scale, shift, grad_scale, grad_shift, running_mean, running_var,
+                 training=True, momentum=DEFAULT_MOMENTUM, eps=DEFAULT_EPS):
+        self.params = {"scale": scale, "shift": shift}
+        self.grads = {"scale": grad_scale, "shift": grad_shift}
+        self.running_mean, self.running_var = running_mean, running_var
+        self.training, self.momentum, self.eps = training, float(momentum), float(eps)
+
+    def forward(self, x):
+        xp = backend.namespace_of(x)
+        if self.training:
+            self.batch_mean = x.mean(axis=0)
+            centered = x - self.batch_mean
+            self.batch_var = (centered * centered).mean(axis=0)
+            self.count = x.shape[0]
+            variance = self.batch_var
+        else:
+            centered = x - self.running_mean
+            variance = self.running_var
+        self.inverse_std = 1.0 / xp.sqrt(variance + self.eps)
+        self.x_hat = centered * self.inverse_std
+        return self.x_hat * self.params["scale"] + self.params["shift"]
+
+    def backward(self, grad_out):
+        xp = backend.namespace_of(grad_out)
+        xp.sum(grad_out * self.x_hat, axis=0, out=self.grads["scale"])
+        xp.sum(grad_out, axis=0, out=self.grads["shift"])
+        grad_x_hat = grad_out * self.params["scale"]
+        if not self.training:
+            return grad_x_hat * self.inverse_std
+        n = grad_out.shape[0]
+        grad_x = n * grad_x_hat
+        grad_x -= grad_x_hat.sum(axis=0)
+        grad_x -= self.x_hat * (grad_x_hat * self.x_hat).sum(axis=0)
+        grad_x *= self.inverse_std / n
+        return grad_x
+
+    def update_running_statistics(self):
+        """running <- (1 - momentum) running + momentum batch (variance unbiased), after a
+        training-mode forward pass."""
+        if not self.training:
+            raise RuntimeError("update_running_statistics needs a training-mode forward pass.")
+        unbiased = self.batch_var * (self.count / max(self.count - 1, 1))
+        self.running_mean *= 1.0 - self.momentum
+        self.running_mean += self.momentum * self.batch_mean
+        self.running_var *= 1.0 - self.momentum
+        self.running_var += self.momentum * unbiased

@@ -1,0 +1,555 @@
+"""The contract every member of the family implements, and the latent Gaussian
+model that the VAE, IWAE and both CVAEs are configurations of.
+
+The contract (what ``numpyvae.train`` and ``numpyvae.evaluate`` use, nothing more):
+
+    model.params, model.grads        ParameterDicts (one flat buffer each)
+    model.buffers                    non-trained state to checkpoint (batch norm)
+    model.loss_and_grads(x, condition=None, eps=None, rng=None) -> (loss, grads)
+    model.metrics(x, condition=None, eps=None, rng=None) -> {name: (N,) array}
+        always "elbo" (the true ELBO, log_likelihood - kl), "log_likelihood", "kl"
+        and "objective" (what training maximizes, per example)
+    model.log_importance_weights(x, condition=None, rng=None, samples=K) -> (K, N)
+    model.sample(n, rng=None, condition=None), model.encode, model.decode
+    model.inputs(images, labels) -> (x, condition): a data set's batch as the model's
+    model.config() -> the keyword arguments that rebuild it, model.name its registry name
+
+The latent Gaussian model, with an optional condition c (a label or an input):
+
+    q(z|x, c) = N(mu(x, c), diag exp(logvar(x, c)))       the encoder
+    p(z|c)    = N(0, I), or N(mu_p(c), diag exp(logvar_p(c)))  a learned prior network
+    p(x|z, c)                                               the decoder
+
+    ELBO(x|c) = E_q[log p(x|z, c)] - KL(q(z|x, c) || p(z|c))
+    objective "elbo":  1/L sum_l log p(x|z_l, c) - beta KL   (beta = 1: the ELBO)
+    objective "iwae":  log 1/K sum_k w_k,  w_k = p(x|z_k, c) p(z_k|c) / q(z_k|x, c)
+
+Tutorials: 02 (the ELBO), 07 (beta and warm-up), 08 (the IWAE bound and its
+gradient), 09 (conditional VAEs).
+
+Forward state never lives on the model: every pass (a loss, a metric, an encode)
+builds its own pieces over the shared parameter views, so calling ``model.decode``
+between someone's forward and backward cannot change their gradients.
+"""
+import math
+from types import SimpleNamespace
+from typing import NamedTuple
+
+import numpy
+
+from .. import backend
+from ..decoders import DECODERS
+from ..densities import (GaussianLogDensity, LogMeanExp, ReparameterizedLogDensity,
+                         StandardNormalLogDensity)
+from ..encoder import GaussianEncoder
+from ..kl import KLDiagonalGaussians, KLStandardNormal
+from ..layers import ACTIVATIONS, Concatenate
+from ..parameters import ParameterDict, initialize_weight
+from ..reparameterize import Reparameterize
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+class ElboParts(NamedTuple):
+    """Per-example terms of the ELBO, each of shape (N,)."""
+
+    elbo: object            # log_likelihood - kl: the evidence lower bound itself
+    log_likelihood: object  # 1/L sum_l log p(x | z_l), the reconstruction term
+    kl: object              # KL(q(z|x) || p(z)), closed form
+
+
+def positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _widths(value, what):
+    if isinstance(value, (int, numpy.integer)) and not isinstance(value, bool):
+        value = (value,)
+    return tuple(positive_int(width, f"Every {what} width") for width in value)
+
+
+def _finite_number(value, what, low=None, low_inclusive=True):
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {value!r}.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{what} must be finite, got {value!r}.")
+    if low is not None and (number < low or (number == low and not low_inclusive)):
+        bound = ">=" if low_inclusive else ">"
+        raise ValueError(f"{what} must be {bound} {low}, got {value!r}.")
+    return number
+
+
+def as_generator(rng, default):
+    """A numpy Generator from ``rng``: a Generator, an integer seed, or None (default)."""
+    if rng is None:
+        return default
+    if isinstance(rng, numpy.random.Generator):
+        return rng
+    if isinstance(rng, (int, numpy.integer)) and not isinstance(rng, bool):
+        if rng < 0:
+            raise ValueError(f"A seed must be a non-negative integer, got {rng}.")
+        return numpy.random.default_rng(int(rng))
+    raise ValueError(f"rng must be a numpy.random.Generator or an integer seed, got "
+                     f"{type(rng).__name__}: pass numpy.random.default_rng(seed).")
+
+
+class LatentGaussianModel:
+    """A latent variable model with a diagonal Gaussian q, trained by the ELBO or the
+    IWAE bound. Subclasses choose the condition (none, a label, an input) and the prior.
+
+    Arguments (those of ``nv.VAE``; subclasses add their own)
+    ---------
+    x_dim, z_dim : data and latent dimensions.
+    hidden : widths of the encoder's hidden layers, e.g. (200,) or (500, 500).
+    decoder_hidden : the decoder's widths (default: ``hidden`` reversed, a mirror).
+    likelihood : ``"bernoulli"`` (logits), ``"gaussian"`` (learned per-pixel
+        log-variance) or ``"gaussian-fixed"`` (variance ``decoder_variance``).
+    activation : hidden activation, one of tanh, sigmoid, relu, softplus, identity.
+    output_activation : activation of a Gaussian decoder's mean, ``"sigmoid"`` or
+        ``"identity"``.
+    batch_norm : batch normalization after every hidden layer (before its activation).
+    samples : L, the z samples per example of the ELBO objective.
+    objective : ``"elbo"`` or ``"iwae"`` (then ``k`` samples per example).
+    beta : weight of the KL term in the "elbo" objective (1 gives the ELBO), >= 0.
+    weight_prior_std, weight_prior_scale : sigma_w of a Gaussian prior on the
+        parameters (None: none) and the weight of its negative log-density in the loss.
+    init, init_std : ``"normal"`` with std 0.01 (AEVB) or ``"glorot"``.
+    seed : seeds the initialization and the model's own noise generator ``self.rng``.
+    dtype : float32 (default, for speed) or float64 (for gradient checks).
+    """
+
+    name = None              # the registry name (numpyvae.models)
+    condition_kind = None    # None, "label" or "input": what ``condition`` holds
+    learned_prior = False    # p(z|c) from a prior network instead of N(0, I)
+
+    def __init__(self, x_dim, hidden=(200,), z_dim=10, likelihood="gaussian",
+                 activation="tanh", seed=0, dtype=numpy.float32, output_activation="sigmoid",
+                 decoder_variance=1.0, samples=1, beta=1.0, weight_prior_std=None,
+                 weight_prior_scale=1.0, init="normal", init_std=0.01, decoder_hidden=None,
+                 batch_norm=False, objective="elbo", k=1, condition_dim=0, prior_hidden=None):
+        self.x_dim = positive_int(x_dim, "x_dim")
+        self.z_dim = positive_int(z_dim, "z_dim")
+        self.hidden = _widths(hidden, "hidden")
+        self.decoder_hidden = (self.hidden[::-1] if decoder_hidden is None
+                               else _widths(decoder_hidden, "decoder hidden"))
+        self.prior_hidden = (self.hidden if prior_hidden is None
+                             else _widths(prior_hidden, "prior hidden"))
+        if likelihood not in DECODERS:
+            raise ValueError(f"Unknown likelihood {likelihood!r}: choose one of "
+                             f"{', '.join(DECODERS)}.")
+        for activation_name in (activation, output_activation):
+            if activation_name not in ACTIVATIONS:
+                raise ValueError(f"Unknown activation {activation_name!r}: choose one of "
+                                 f"{', '.join(ACTIVATIONS)}.")
+        self.dtype = numpy.dtype(dtype)
+        if self.dtype not in (numpy.float32, numpy.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}.")
+        if weight_prior_std is not None:
+            weight_prior_std = _finite_number(weight_prior_std, "weight_prior_std", 0.0, False)
+        if objective not in OBJECTIVES:
+            raise ValueError(f"Unknown objective {objective!r}: choose one of "
+                             f"{', '.join(OBJECTIVES)}.")
+        if isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
+        if init not in ("normal", "glorot"):
+            raise ValueError(f"Unknown init {init!r}: use 'normal' (AEVB) or 'glorot'.")
+        self.likelihood = likelihood
+        self.activation = activation
+        self.output_activation = output_activation
+        self.decoder_variance = _finite_number(decoder_variance, "decoder_variance", 0.0, False)
+        self.samples = positive_int(samples, "samples (L)")
+        self.beta = _finite_number(beta, "beta (the KL weight)", 0.0)
+        self.objective = objective
+        self.k = positive_int(k, "k (importance samples)")
+        if objective == "iwae" and self.beta != 1.0:
+            raise ValueError(f"beta = {self.beta} has no meaning for the IWAE bound: use "
+                             "objective='elbo' for a beta-VAE, or beta = 1.")
+        if objective == "iwae" and self.samples != 1:
+            raise ValueError("The IWAE objective draws k samples per example: set k, "
+                             f"not samples (got samples={self.samples}).")
+        self.weight_prior_std = weight_prior_std
+        self.weight_prior_scale = _finite_number(weight_prior_scale, "weight_prior_scale", 0.0)
+        self.init, self.seed = init, int(seed)
+        self.init_std = _finite_number(init_std, "init_std", 0.0, False)
+        self.batch_norm = bool(batch_norm)
+        self.condition_dim = int(condition_dim)
+        self.check_finite = True  # one pass over a host batch; cheap next to the matmuls
+        self.xp = backend.get_backend()
+
+        self.encoder_sizes = (self.x_dim + self.condition_dim,) + self.hidden + (self.z_dim,)
+        self.decoder_sizes = ((self.z_dim + self.condition_dim,) + self.decoder_hidden
+                              + (self.x_dim,))
+        self.prior_sizes = (self.condition_dim,) + self.prior_hidden + (self.z_dim,)
+        decoder_class = DECODERS[likelihood]
+        bn = self.batch_norm
+        layout = (GaussianEncoder.layout(self.encoder_sizes, batch_norm=bn)
+                  + decoder_class.layout(self.decoder_sizes, batch_norm=bn))
+        buffer_layout = (GaussianEncoder.buffer_layout(self.encoder_sizes, batch_norm=bn)
+                         + decoder_class.buffer_layout(self.decoder_sizes, batch_norm=bn))
+        if self.learned_prior:
+            layout += GaussianEncoder.layout(self.prior_sizes, "prior", batch_norm=bn)
+            buffer_layout += GaussianEncoder.buffer_layout(self.prior_sizes, "prior",
+                                                           batch_norm=bn)
+        self.params = ParameterDict(layout, dtype=self.dtype, xp=self.xp)
+        self.grads = self.params.zeros_like()
+        self.buffers = ParameterDict(buffer_layout, dtype=self.dtype, xp=self.xp)
+
+        init_rng = numpy.random.default_rng(self.seed)
+        for name, value in self.params.items():
+            if name.endswith(".W"):
+                initialize_weight(value, init_rng, init, self.init_std)
+            elif name.endswith(".bn.scale"):
+                value[...] = 1
+        for name, value in self.buffers.items():
+            if name.endswith(".running_var"):
+                value[...] = 1
+        self.rng = numpy.random.default_rng([self.seed, 1])  # noise stream, apart from init
+
+        self._decoder_class = decoder_class
+        self._decoder_options = {}
+        if likelihood != "bernoulli":
+            self._decoder_options["output_activation"] = output_activation
+        if likelihood == "gaussian-fixed":
+            self._decoder_options["variance"] = self.decoder_variance
+        # Persistent pieces for code that drives them by hand (tutorials 04-06); the
+        # model's own passes never use them.
+        pieces = self._pieces(training=True)
+        self.encoder, self.decoder, self.kl = pieces.encoder, pieces.decoder, pieces.kl
+        self.reparameterize = pieces.reparameterize
+
+    # ------------------------------------------------------------------ pieces
+    def _pieces(self, training):
+        """Fresh pieces over the shared parameters: one forward/backward pass's state."""
+        options = dict(batch_norm=self.batch_norm, buffers=self.buffers, training=training)
+        pieces = SimpleNamespace(
+            encoder=GaussianEncoder(self.encoder_sizes, self.activation, self.params,
+                                    self.grads, **options),
+            decoder=self._decoder_class(self.decoder_sizes, self.activation, self.params,
+                                        self.grads, **options, **self._decoder_options),
+            reparameterize=Reparameterize(),
+            kl=KLDiagonalGaussians() if self.learned_prior else KLStandardNormal(),
+            encoder_input=Concatenate(), decoder_input=Concatenate(), prior=None)
+        if self.learned_prior:
+            pieces.prior = GaussianEncoder(self.prior_sizes, self.activation, self.params,
+                                           self.grads, "prior", **options)
+        return pieces
+
+    @staticmethod
+    def _batch_norms(pieces):
+        nets = [pieces.encoder, pieces.decoder] + ([pieces.prior] if pieces.prior else [])
+        return [norm for net in nets for norm in net.batch_norms]
+
+    # ------------------------------------------------------------------ config
+    def config(self):
+        """The constructor arguments, to rebuild the same architecture
+        (``numpyvae.models.create(model.name, **model.config())``)."""
+        config = dict(x_dim=self.x_dim, hidden=list(self.hidden), z_dim=self.z_dim,
+                      likelihood=self.likelihood, activation=self.activation,
+                      output_activation=self.output_activation,
+                      decoder_variance=self.decoder_variance, samples=self.samples,
+                      beta=self.beta, weight_prior_std=self.weight_prior_std,
+                      weight_prior_scale=self.weight_prior_scale, init=self.init,
+                      init_std=self.init_std, seed=self.seed, dtype=self.dtype.name)
+        # Options added with the family appear only when they differ from the AEVB
+        # model's, so an AEVB run's config.json reads as before.
+        if self.decoder_hidden != self.hidden[::-1]:
+            config["decoder_hidden"] = list(self.decoder_hidden)
+        if self.batch_norm:
+            config["batch_norm"] = True
+        if self.objective != "elbo" or self.k != 1:
+            config.update(objective=self.objective, k=self.k)
+        return config
+
+    def widest_layer(self):
+        """The widest activation a pass computes per sample (sizes evaluation chunks)."""
+        return max(self.encoder_sizes + self.decoder_sizes)
+
+    # ------------------------------------------------------------------- data
+    def inputs(self, images, labels=None):
+        """(x, condition) of a data set's rows: the images, and no condition."""
+        return images, None
+
+    def images(self, x, condition=None):
+        """Rows of x as whole images, for figures (x itself for most models)."""
+        return x
+
+    def _check_values(self, x):
+        """Host data only: a device array would make every step wait for the GPU."""
+        if not isinstance(x, numpy.ndarray):
+            return
+        if numpy.issubdtype(x.dtype, numpy.integer) and x.size and x.max() > 1:
+            raise ValueError(
+                f"x holds integers up to {int(x.max())}: pass pixel intensities scaled to "
+                "[0, 1] (x / 255.0), or use numpyvae.datasets.load, which scales them.")
+        if not self.check_finite:
+            return
+        if not numpy.isfinite(x).all():
+            raise ValueError("x contains NaN or infinity; clean or drop those examples.")
+        bounded = self.likelihood == "bernoulli" or self.output_activation == "sigmoid"
+        if bounded and x.size and (x.min() < 0 or x.max() > 1):
+            what = ("a Bernoulli decoder" if self.likelihood == "bernoulli"
+                    else "a decoder whose mean is a sigmoid")
+            raise ValueError(
+                f"x has values in [{float(x.min()):.4g}, {float(x.max()):.4g}] but {what} "
+                "models values in [0, 1]: scale the data to [0, 1]"
+                + ("" if self.likelihood == "bernoulli"
+                   else ", or use output_activation='identity'") + ".")
+
+    def _data(self, x, width=None, what="x"):
+        """x as a (N, width) array of the model's dtype on the model's device."""
+        width = self.x_dim if width is None else width
+        if not hasattr(x, "shape"):
+            x = numpy.asarray(x)
+        if x.ndim != 2 or x.shape[1] != width:
+            raise ValueError(
+                f"{what} must have shape (batch, {width}), got {tuple(x.shape)}. "
+                "Flatten images to rows (x.reshape(len(x), -1)).")
+        if x.shape[0] < 1:
+            raise ValueError(f"{what} is empty: the batch needs at least one example.")
+        self._check_values(x)
+        return self.xp.asarray(x, dtype=self.dtype)
+
+    def _features(self, condition, n):
+        """The condition as (n, condition_dim) rows, or None for an unconditional model."""
+        if self.condition_kind is None:
+            if condition is not None:
+                raise ValueError(f"The {self.name} model takes no condition; drop it.")
+            return None
+        if condition is None:
+            raise ValueError(f"The {self.name} model needs a condition ({self.condition_kind}s "
+                             f"of shape ({n}, ...)).")
+        features = self._condition_features(condition)
+        if features.shape[0] != n:
+            raise ValueError(f"condition has {features.shape[0]} rows but x has {n}.")
+        return features
+
+    def _condition_features(self, condition):
+        raise NotImplementedError
+
+    def _noise(self, n, eps, rng, count):
+        """eps of shape (count, n, z_dim): given, or drawn by a host NumPy Generator."""
+        if eps is None:
+            generator = as_generator(rng, self.rng)
+            eps = generator.standard_normal((count, n, self.z_dim), dtype=self.dtype)
+        shape = tuple(eps.shape)
+        if not (len(shape) in (2, 3) and shape[-2:] == (n, self.z_dim)):
+            raise ValueError(
+                f"eps must have shape (N, z_dim) = ({n}, {self.z_dim}) or (L, N, z_dim) "
+                f"= (L, {n}, {self.z_dim}), got {shape}.")
+        eps = self.xp.asarray(eps, dtype=self.dtype)
+        return eps if eps.ndim == 3 else eps[None]
+
+    def _draws(self):
+        """Samples per example of the training objective: L for the ELBO, K for IWAE."""
+        return self.k if self.objective == "iwae" else self.samples
+
+    # ---------------------------------------------------------------- forward
+    def _forward(self, pieces, x, features, eps):
+        """mu, logvar, z (S, N, D), log p(x|z) (S, N), the prior's (mu_p, logvar_p) or None."""
+        encoder_input = x if features is None else pieces.encoder_input.forward(x, features)
+        mu, logvar = pieces.encoder.forward(encoder_input)
+        z = pieces.reparameterize.forward(mu, logvar, eps)
+        decoder_input = z if features is None else pieces.decoder_input.forward(z, features)
+        log_likelihood = pieces.decoder.log_likelihood(x, decoder_input)
+        prior = pieces.prior.forward(features) if self.learned_prior else None
+        return SimpleNamespace(mu=mu, logvar=logvar, z=z, eps=eps, prior=prior,
+                               log_likelihood=log_likelihood, features=features)
+
+    def _kl(self, pieces, state):
+        if self.learned_prior:
+            return pieces.kl.forward(state.mu, state.logvar, *state.prior)
+        return pieces.kl.forward(state.mu, state.logvar)
+
+    def _log_weights(self, pieces, state):
+        """log w = log p(x|z) + log p(z|c) - log q(z|x, c): (S, N)."""
+        if self.learned_prior:
+            pieces.log_prior = GaussianLogDensity()
+            log_prior = pieces.log_prior.forward(state.z, *state.prior)
+        else:
+            pieces.log_prior = StandardNormalLogDensity()
+            log_prior = pieces.log_prior.forward(state.z)
+        pieces.log_posterior = ReparameterizedLogDensity()
+        log_posterior = pieces.log_posterior.forward(state.eps, state.logvar)
+        return state.log_likelihood + log_prior - log_posterior
+
+    def _objective(self, pieces, state):
+        """The per-example training objective (N,), keeping what _backward needs."""
+        if self.objective == "iwae":
+            pieces.log_mean_exp = LogMeanExp()
+            return pieces.log_mean_exp.forward(self._log_weights(pieces, state))
+        state.kl = self._kl(pieces, state)
+        return state.log_likelihood.mean(axis=0) - self.beta * state.kl
+
+    # --------------------------------------------------------------- backward
+    def _backward(self, pieces, state, n):
+        """Fill self.grads with d(-mean objective)/d theta (the weight prior apart)."""
+        xp, draws = self.xp, state.z.shape[0]
+        grad_prior = None
+        if self.objective == "iwae":
+            # d(-1/N sum_n log mean_k w_kn) / d log w_kn = -w~_kn / N
+            grad_log_weights = pieces.log_mean_exp.backward(
+                xp.full((n,), -1.0 / n, dtype=self.dtype))
+            grad_decoder_input = pieces.decoder.backward(grad_log_weights)
+            grad_z = self._decoder_input_backward(pieces, state, grad_decoder_input)
+            if self.learned_prior:
+                grad_z_prior, grad_mu_p, grad_logvar_p = pieces.log_prior.backward(
+                    grad_log_weights)
+                grad_prior = (grad_mu_p, grad_logvar_p)
+            else:
+                grad_z_prior = pieces.log_prior.backward(grad_log_weights)
+            grad_z += grad_z_prior
+            grad_mu, grad_logvar = pieces.reparameterize.backward(grad_z)
+            grad_logvar -= pieces.log_posterior.backward(grad_log_weights)
+        else:
+            # d loss / d log p(x|z_l) = -1/(L N); d loss / d KL_n = beta / N.
+            grad_log_likelihood = xp.full((draws, n), -1.0 / (draws * n), dtype=self.dtype)
+            grad_decoder_input = pieces.decoder.backward(grad_log_likelihood)
+            grad_z = self._decoder_input_backward(pieces, state, grad_decoder_input)
+            grad_mu, grad_logvar = pieces.reparameterize.backward(grad_z)
+            grad_kl = xp.full((n,), self.beta / n, dtype=self.dtype)
+            if self.learned_prior:
+                grad_mu_kl, grad_logvar_kl, grad_mu_p, grad_logvar_p = pieces.kl.backward(grad_kl)
+                grad_prior = (grad_mu_p, grad_logvar_p)
+            else:
+                grad_mu_kl, grad_logvar_kl = pieces.kl.backward(grad_kl)
+            grad_mu += grad_mu_kl
+            grad_logvar += grad_logvar_kl
+        pieces.encoder.backward(grad_mu, grad_logvar)
+        if grad_prior is not None:
+            pieces.prior.backward(*grad_prior)
+
+    @staticmethod
+    def _decoder_input_backward(pieces, state, grad_decoder_input):
+        if state.features is None:
+            return grad_decoder_input
+        return pieces.decoder_input.backward(grad_decoder_input)[0]   # the z part of [z, c]
+
+    # ------------------------------------------------------------- public API
+    def weight_prior_penalty(self):
+        """prior_scale * sum theta^2 / (2 sigma_w^2): the prior's share of the loss."""
+        if self.weight_prior_std is None:
+            return 0.0
+        flat = self.params.flat
+        return self.weight_prior_scale * (flat @ flat) / (2.0 * self.weight_prior_std ** 2)
+
+    def _prepare(self, x, condition, eps, rng, count=None):
+        x = self._data(x)
+        features = self._features(condition, x.shape[0])
+        eps = self._noise(x.shape[0], eps, rng, self._draws() if count is None else count)
+        return x, features, eps
+
+    def loss(self, x, condition=None, eps=None, rng=None, samples=None):
+        """-mean objective (+ the weight prior's penalty): the scalar training minimizes
+        (batch norm in training mode, as in loss_and_grads; running statistics unmoved)."""
+        x, features, eps = self._prepare(x, condition, eps, rng, samples)
+        pieces = self._pieces(training=True)
+        objective = self._objective(pieces, self._forward(pieces, x, features, eps))
+        return -objective.mean() + self.weight_prior_penalty()
+
+    def loss_and_grads(self, x, condition=None, eps=None, rng=None, samples=None):
+        """The loss and its gradient with respect to every array in ``params``.
+
+        ``eps`` (N, z_dim) or (L or K, N, z_dim) fixes the noise, making the loss a
+        deterministic function of the parameters. The returned ``grads`` is the
+        model's own gradient buffer: overwritten by the next call, so copy it to keep it.
+        A call in training mode also moves batch norms' running statistics.
+        """
+        x, features, eps = self._prepare(x, condition, eps, rng, samples)
+        pieces = self._pieces(training=True)
+        state = self._forward(pieces, x, features, eps)
+        loss = -self._objective(pieces, state).mean() + self.weight_prior_penalty()
+        self._backward(pieces, state, x.shape[0])
+        for norm in self._batch_norms(pieces):
+            norm.update_running_statistics()
+        if self.weight_prior_std is not None:
+            # d/d theta of scale * theta^2 / (2 sigma_w^2) = scale * theta / sigma_w^2
+            self.grads.flat += (self.weight_prior_scale / self.weight_prior_std ** 2) * self.params.flat
+        return loss, self.grads
+
+    def metrics(self, x, condition=None, eps=None, rng=None):
+        """Per-example (N,) arrays: "elbo" (log_likelihood - kl, the true bound),
+        "log_likelihood" (1/S sum_s log p(x|z_s, c)), "kl" (closed form) and
+        "objective" (the training objective; the IWAE bound for objective "iwae").
+        Batch norm in evaluation mode."""
+        x, features, eps = self._prepare(x, condition, eps, rng)
+        pieces = self._pieces(training=False)
+        state = self._forward(pieces, x, features, eps)
+        kl = self._kl(pieces, state)
+        log_likelihood = state.log_likelihood.mean(axis=0)
+        result = {"elbo": log_likelihood - kl, "log_likelihood": log_likelihood, "kl": kl}
+        if self.objective == "iwae":
+            result["objective"] = LogMeanExp().forward(self._log_weights(pieces, state))
+        else:
+            result["objective"] = log_likelihood - self.beta * kl
+        return result
+
+    def elbo(self, x, condition=None, eps=None, rng=None, samples=None):
+        """Per-example ELBO and its parts (an :class:`ElboParts` of (N,) arrays), with
+        L = ``samples`` draws (default: the model's L)."""
+        x = self._data(x)
+        features = self._features(condition, x.shape[0])
+        eps = self._noise(x.shape[0], eps, rng, self.samples if samples is None else
+                          positive_int(samples, "samples"))
+        pieces = self._pieces(training=False)
+        state = self._forward(pieces, x, features, eps)
+        kl = self._kl(pieces, state)
+        log_likelihood = state.log_likelihood.mean(axis=0)
+        return ElboParts(log_likelihood - kl, log_likelihood, kl)
+
+    def log_importance_weights(self, x, condition=None, eps=None, rng=None, samples=None):
+        """log w_k = log p(x|z_k, c) + log p(z_k|c) - log q(z_k|x, c), z_k ~ q: (K, N).
+
+        logsumexp_k(log w_k) - log K is the importance-sampled estimate of log p(x|c)
+        (Burda et al., 2016); its expectation is a bound that tightens as K grows.
+        """
+        count = 1 if samples is None else positive_int(samples, "samples (K)")
+        x, features, eps = self._prepare(x, condition, eps, rng, count)
+        pieces = self._pieces(training=False)
+        return self._log_weights(pieces, self._forward(pieces, x, features, eps))
+
+    def encode(self, x, condition=None):
+        """mu, logvar of q(z|x, c), each (N, z_dim)."""
+        x = self._data(x)
+        features = self._features(condition, x.shape[0])
+        pieces = self._pieces(training=False)
+        encoder_input = x if features is None else pieces.encoder_input.forward(x, features)
+        return pieces.encoder.forward(encoder_input)
+
+    def _decoder_input(self, pieces, z, condition):
+        z = self.xp.asarray(z, dtype=self.dtype)
+        if z.ndim < 2 or z.shape[-1] != self.z_dim:
+            raise ValueError(f"z must have shape (N, z_dim) = (N, {self.z_dim}), got "
+                             f"{tuple(z.shape)}.")
+        features = self._features(condition, z.shape[-2])
+        return z if features is None else pieces.decoder_input.forward(z, features)
+
+    def decode(self, z, condition=None):
+        """E[x|z, c], (N, x_dim): sigma(logits) for Bernoulli, the mean for Gaussians."""
+        pieces = self._pieces(training=False)
+        return pieces.decoder.mean(self._decoder_input(pieces, z, condition))
+
+    def prior_sample(self, n, rng=None, condition=None):
+        """n draws z ~ p(z|c): (n, z_dim)."""
+        n = positive_int(n, "n")
+        generator = as_generator(rng, self.rng)
+        eps = self.xp.asarray(generator.standard_normal((n, self.z_dim)), dtype=self.dtype)
+        if not self.learned_prior:
+            return eps
+        features = self._features(condition, n)
+        mu, logvar = self._pieces(training=False).prior.forward(features)
+        return mu + self.xp.exp(0.5 * logvar) * eps
+
+    def sample(self, n, rng=None, mean=True, condition=None):
+        """n samples from the model: z ~ p(z|c), then E[x|z, c] (``mean=True``, what
+        figures show) or a draw x ~ p(x|z, c)."""
+        generator = as_generator(rng, self.rng)
+        z = self.prior_sample(n, generator, condition)
+        pieces = self._pieces(training=False)
+        decoder_input = self._decoder_input(pieces, z, condition)
+        if mean:
+            return pieces.decoder.mean(decoder_input)
+        return pieces.decoder.sample(decoder_input, generator)

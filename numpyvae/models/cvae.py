@@ -1,0 +1,54 @@
+"""The label-conditioned VAE (Sohn et al., 2015; Kingma et al., 2014's M2 without the
+classifier): a one-hot label c enters the encoder and the decoder, p(z|c) = N(0, I).
+
+    ELBO(x|c) = E_q(z|x,c)[log p(x|z, c)] - KL(q(z|x, c) || N(0, I))
+
+Decoding one z under every label separates style (z) from class (c): conditional
+generation and "style transfer" (tutorials/09_conditional_vaes.ipynb).
+"""
+import numpy
+
+from .base import LatentGaussianModel, positive_int
+
+
+class CVAE(LatentGaussianModel):
+    """``nv.VAE``'s options plus ``n_classes``; ``condition`` is an int label array (N,)
+    or one-hot rows (N, n_classes)."""
+
+    name = "cvae"
+    condition_kind = "label"
+
+    def __init__(self, x_dim, n_classes=10, **options):
+        self.n_classes = positive_int(n_classes, "n_classes")
+        super().__init__(x_dim, condition_dim=self.n_classes, **options)
+
+    def config(self):
+        return dict(super().config(), n_classes=self.n_classes)
+
+    def inputs(self, images, labels=None):
+        if labels is None:
+            raise ValueError("The cvae model needs labels: use a labelled data set "
+                             "(mnist, fashion-mnist).")
+        return images, labels
+
+    def _condition_features(self, condition):
+        xp = self.xp
+        if not hasattr(condition, "shape"):
+            condition = numpy.asarray(condition)
+        if condition.ndim == 2:
+            if condition.shape[1] != self.n_classes:
+                raise ValueError(f"One-hot labels must have {self.n_classes} columns, got "
+                                 f"shape {tuple(condition.shape)}.")
+            return xp.asarray(condition, dtype=self.dtype)
+        if condition.ndim != 1:
+            raise ValueError(f"condition must be int labels (N,) or one-hot rows (N, "
+                             f"{self.n_classes}), got shape {tuple(condition.shape)}.")
+        kind = getattr(condition.dtype, "kind", "")
+        if kind not in "iu":
+            raise ValueError(f"Labels must be integers, got dtype {condition.dtype}.")
+        if isinstance(condition, numpy.ndarray) and condition.size and (
+                condition.min() < 0 or condition.max() >= self.n_classes):
+            raise ValueError(f"Labels must lie in 0..{self.n_classes - 1}, got "
+                             f"{int(condition.min())}..{int(condition.max())}.")
+        labels = xp.asarray(condition)
+        return (labels[:, None] == xp.arange(self.n_classes)[None, :]).astype(self.dtype)
