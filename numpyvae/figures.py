@@ -11,6 +11,9 @@
   labels; for z_dim > 2 projected on their first two principal components.
 
 Every function takes host NumPy arrays (or a ``decode`` callable) and writes a PNG.
+Image mosaics are drawn at a whole multiple of their native resolution, so every image
+pixel is at least one pixel of the PNG. ``display_subset`` picks which test images a
+reconstruction figure shows.
 """
 import math
 from statistics import NormalDist
@@ -20,8 +23,15 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: render to files, never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402
+from matplotlib.font_manager import FontProperties  # noqa: E402
+from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
 
 DPI = 100
+# A mosaic narrower than this is enlarged by a whole factor, so small images (Frey
+# faces, a few columns) are not shown as a postage stamp.
+MIN_MOSAIC_WIDTH_PX = 320
+MARGIN_PX = 6  # blank border around and between mosaics
+TITLE_FONT_SIZE, SUPTITLE_FONT_SIZE = 9, 10
 
 
 def norm_ppf(probabilities):
@@ -50,16 +60,66 @@ def tile(images, shape, columns=None, padding=1):
     return mosaic
 
 
-def _save(figure, path):
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+def _save(figure, path, tight=True):
+    # Mosaic figures are laid out to whole pixels; a tight crop would shift them by a
+    # fraction of a pixel and make some image pixels wider than others.
+    figure.savefig(path, dpi=DPI, bbox_inches="tight" if tight else None)
     plt.close(figure)
     return path
 
 
 def _show_mosaic(axis, mosaic, title):
     axis.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-    axis.set_title(title, fontsize=9)
+    axis.set_title(title, fontsize=TITLE_FONT_SIZE)
     axis.axis("off")
+
+
+def display_subset(n_examples, count, seed):
+    """Sorted indices of a fixed random subset of ``count`` of ``n_examples`` examples
+    (all of them when ``count >= n_examples``), drawn with ``default_rng([seed, 12])``."""
+    if count < 0 or n_examples < 0:
+        raise ValueError(f"display_subset needs non-negative counts, got n_examples={n_examples}, count={count}")
+    if count >= n_examples:
+        return numpy.arange(n_examples)
+    # A random subset, not the first examples: data sets stored in class order
+    # (binarized MNIST) would otherwise show one class only.
+    rng = numpy.random.default_rng([seed, 12])
+    return numpy.sort(rng.choice(n_examples, size=count, replace=False))
+
+
+def _text_px(text, size):
+    """Width and height in PNG pixels of ``text`` set at font ``size`` points."""
+    if not text:
+        return 0, 0
+    width, height, _ = RendererAgg(1, 1, DPI).get_text_width_height_descent(text, FontProperties(size=size),
+                                                                              ismath=False)
+    return math.ceil(width) + 2, math.ceil(height) + 2
+
+
+def _mosaic_figure(panels, suptitle=""):
+    """A figure showing the (mosaic, title) ``panels`` side by side, each mosaic pixel
+    drawn as a square block of whole PNG pixels (at least one)."""
+    scale = max(1, math.ceil(MIN_MOSAIC_WIDTH_PX / max(mosaic.shape[1] for mosaic, _ in panels)))
+    title_band = max(_text_px(title, TITLE_FONT_SIZE)[1] for _, title in panels) + 2 * MARGIN_PX
+    suptitle_width, suptitle_height = _text_px(suptitle, SUPTITLE_FONT_SIZE)
+    top = MARGIN_PX + (suptitle_height + MARGIN_PX if suptitle else 0) + title_band
+    # A slot is as wide as its mosaic or its title, whichever is wider, so no text is cut off.
+    slots = [max(mosaic.shape[1] * scale, _text_px(title, TITLE_FONT_SIZE)[0]) for mosaic, title in panels]
+    width = max(MARGIN_PX + sum(slot + MARGIN_PX for slot in slots), suptitle_width + 2 * MARGIN_PX)
+    height = top + max(mosaic.shape[0] for mosaic, _ in panels) * scale + MARGIN_PX
+    # A hair over the exact size: the canvas size is truncated to whole pixels.
+    figure = plt.figure(figsize=((width + 0.01) / DPI, (height + 0.01) / DPI), dpi=DPI)
+    left = MARGIN_PX + (width - MARGIN_PX - sum(slot + MARGIN_PX for slot in slots)) // 2
+    for (mosaic, title), slot in zip(panels, slots):
+        rows_px, cols_px = mosaic.shape[0] * scale, mosaic.shape[1] * scale
+        # Whole-pixel positions: a mosaic pixel then covers exactly scale x scale PNG pixels.
+        x0, y0 = left + (slot - cols_px) // 2, height - top - rows_px
+        axis = figure.add_axes((x0 / width, y0 / height, cols_px / width, rows_px / height))
+        _show_mosaic(axis, mosaic, title)
+        left += slot + MARGIN_PX
+    if suptitle:
+        figure.text(0.5, 1 - MARGIN_PX / height, suptitle, ha="center", va="top", fontsize=SUPTITLE_FONT_SIZE)
+    return figure
 
 
 def learning_curve(records, path, title="", reference=None):
@@ -97,21 +157,14 @@ def learning_curve(records, path, title="", reference=None):
 def reconstructions(originals, reconstructed, shape, path, columns=8, title=""):
     """Originals (left) beside their reconstructions (right), same order."""
     left, right = tile(originals, shape, columns), tile(reconstructed, shape, columns)
-    height = 3.2 * left.shape[0] / left.shape[1] + (0.7 if title else 0.4)
-    figure, axes = plt.subplots(1, 2, figsize=(6.4, height))
-    _show_mosaic(axes[0], left, "data")
-    _show_mosaic(axes[1], right, "reconstruction")
-    if title:
-        figure.suptitle(title, fontsize=10)
-    return _save(figure, path)
+    figure = _mosaic_figure([(left, "data"), (right, "reconstruction")], title)
+    return _save(figure, path, tight=False)
 
 
 def prior_samples(images, shape, path, columns=8, title="samples from the prior (means)"):
     """Decoded means of z ~ N(0, I), tiled."""
-    mosaic = tile(images, shape, columns)
-    figure, axis = plt.subplots(figsize=(3.4, 3.4 * mosaic.shape[0] / mosaic.shape[1] + 0.3))
-    _show_mosaic(axis, mosaic, title)
-    return _save(figure, path)
+    figure = _mosaic_figure([(tile(images, shape, columns), title)])
+    return _save(figure, path, tight=False)
 
 
 def manifold_grid(points_per_axis=20):
@@ -129,10 +182,8 @@ def manifold(decode, shape, path, points_per_axis=20, title="learned manifold"):
     """AEVB Figure 4: decoded means on the quantile grid of a 2-D latent space.
     decode: (m, 2) host array -> (m, pixels) host array."""
     images = decode(manifold_grid(points_per_axis))
-    mosaic = tile(images, shape, points_per_axis, padding=0)
-    figure, axis = plt.subplots(figsize=(5.0, 5.0 * mosaic.shape[0] / mosaic.shape[1] + 0.3))
-    _show_mosaic(axis, mosaic, title)
-    return _save(figure, path)
+    figure = _mosaic_figure([(tile(images, shape, points_per_axis, padding=0), title)])
+    return _save(figure, path, tight=False)
 
 
 def principal_components(points, count=2):

@@ -6,6 +6,7 @@ every failure the tests check that nothing was left behind: no final file and
 no ``.part-*`` temporary file.
 """
 
+import errno
 import http.server
 import importlib.util
 import io
@@ -278,6 +279,109 @@ def test_load_without_download_or_network_says_what_to_do(tiny_remote, server, t
     assert "tiny/train-images-idx3-ubyte.gz" in message and "HTTP error 404" in message
     assert server.url("/mirror/train-images-idx3-ubyte.gz") in message and "--from DIR" in message
     assert leftovers(tmp_path) == []
+
+
+def everything(directory):
+    """Every file and folder under ``directory``, as relative paths."""
+    return sorted(str(p.relative_to(directory)) for p in Path(directory).rglob("*"))
+
+
+@pytest.fixture
+def offline_frey(closed_port_url, monkeypatch):
+    """The Frey data set with every URL on a port nobody listens on (as when offline)."""
+    frey = registry.FREY
+    spec = replace(frey.files[0], urls=(closed_port_url, closed_port_url + "/mirror"))
+    monkeypatch.setitem(registry.DATASETS, "frey", replace(frey, files=(spec,)))
+    return spec
+
+
+def test_failed_offline_load_leaves_no_empty_folder(offline_frey, tmp_path):
+    data_dir = tmp_path / "data"
+    (data_dir / "mnist").mkdir(parents=True)
+    with pytest.raises(DownloadError, match="you seem to be offline"):
+        datasets.load("frey", "train", data_dir=data_dir)
+    assert everything(data_dir) == ["mnist"]  # no empty frey/ folder
+
+
+def test_failed_offline_load_removes_only_the_folders_it_created(offline_frey, tmp_path):
+    # A data directory that does not exist yet: the call creates it and frey/, then removes both.
+    with pytest.raises(DownloadError):
+        datasets.load("frey", "test", data_dir=tmp_path / "new" / "data")
+    assert everything(tmp_path) == []
+    # An empty frey/ folder that was there before the call stays.
+    (tmp_path / "data" / "frey").mkdir(parents=True)
+    with pytest.raises(DownloadError):
+        datasets.load("frey", "test", data_dir=tmp_path / "data")
+    assert everything(tmp_path) == ["data", "data/frey"]
+
+
+def test_failed_import_leaves_no_empty_folder(tmp_path):
+    source = tmp_path / "downloads"
+    source.mkdir()
+    (source / "payload.bin").write_bytes(CONTENT[:-1] + b"?")
+    dataset = replace(registry.FREY, name="test", directory="test", files=(SPEC,))
+    with pytest.raises(ChecksumError):
+        fetch_file(dataset, SPEC, tmp_path / "data", source_dir=source)
+    assert everything(tmp_path) == ["downloads", "downloads/payload.bin"]
+
+
+def make_read_only(directory, monkeypatch):
+    """Make ``directory`` (and what is under it) unwritable for this process.
+
+    chmod is enough for an ordinary user; root writes regardless, so then the
+    two ways the fetch code writes (creating a folder, creating its temporary
+    file) are made to fail for paths inside ``directory`` as they would.
+    """
+    for path in [directory, *directory.rglob("*")]:
+        path.chmod(0o555)
+    probe = directory / "write-probe"
+    try:
+        probe.mkdir()
+    except PermissionError:
+        return
+    probe.rmdir()
+
+    def refused(path):
+        path = os.path.abspath(path)
+        if os.path.commonpath([path, str(directory)]) == str(directory):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+    real_mkdir, real_open = Path.mkdir, os.open
+
+    def mkdir(self, *arguments, **keywords):
+        if not self.exists():  # an existing folder gives "exists", as the kernel checks that first
+            refused(self)
+        return real_mkdir(self, *arguments, **keywords)
+
+    def open_file(path, flags, *arguments, **keywords):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            refused(path)
+        return real_open(path, flags, *arguments, **keywords)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_file)
+
+
+@pytest.mark.parametrize("folder_exists", [False, True], ids=["no-frey-folder", "read-only-frey-folder"])
+def test_read_only_data_directory_error_names_the_missing_file(offline_frey, tmp_path, monkeypatch, folder_exists):
+    data_dir = tmp_path / "shared"
+    (data_dir / "mnist").mkdir(parents=True)
+    if folder_exists:
+        (data_dir / "frey").mkdir()
+    before = everything(data_dir)
+    make_read_only(data_dir, monkeypatch)
+    try:
+        with pytest.raises(DataError) as error:
+            datasets.load("frey", "train", data_dir=data_dir)
+    finally:
+        monkeypatch.undo()
+        for path in [data_dir, *data_dir.rglob("*")]:
+            path.chmod(0o755)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "frey_rawface.mat" in message and str(data_dir / "frey") in message
+    assert "python data_fetch.py frey --data-dir DIR" in message and "NUMPYVAE_DATA" in message
+    assert everything(data_dir) == before
 
 
 def shared_file(relative):

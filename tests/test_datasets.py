@@ -374,6 +374,25 @@ def test_missing_file_error_names_file_url_and_manual_route(tmp_path):
     assert "data_fetch.py frey --from DIR" in message
 
 
+def test_missing_file_in_a_read_only_data_directory_says_what_to_do(tmp_path):
+    # download=False never writes, so chmod makes the situation real even for root.
+    data_dir = tmp_path / "shared"
+    (data_dir / "frey").mkdir(parents=True)
+    for folder in (data_dir / "frey", data_dir):
+        folder.chmod(0o555)
+    try:
+        with pytest.raises(DataNotFoundError) as error:
+            datasets.load("frey", data_dir=data_dir, download=False)
+    finally:
+        for folder in (data_dir, data_dir / "frey"):
+            folder.chmod(0o755)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "frey_rawface.mat" in message and str(data_dir / "frey") in message
+    assert "python data_fetch.py frey" in message and "NUMPYVAE_DATA" in message
+    assert sorted(p.name for p in data_dir.rglob("*")) == ["frey"]
+
+
 def test_amat_gzip_copy_is_verified_on_decompressed_content(tmp_path, monkeypatch):
     rng = np.random.default_rng(2)
     bits = rng.integers(0, 2, size=(4, 784), dtype=np.uint8)

@@ -6,7 +6,8 @@ verified (size and SHA-256 of the original content), and only then renamed to
 the final name with ``os.replace``, which is atomic.  On any failure --
 unreachable host, HTTP error, checksum mismatch, transfer cut short, Ctrl-C --
 the temporary file is deleted, so the data directory never holds a
-half-written or unverified file under a name the loader would read.
+half-written or unverified file under a name the loader would read, and the
+folders the failed call created (e.g. ``frey/``) are removed again if empty.
 
 Downloads use ``urllib`` with a timeout and try the file's URLs in order
 (canonical first, then mirrors); the first URL that yields a verified file wins.
@@ -79,14 +80,46 @@ def _manual_instructions(dataset_name, spec, directory):
     )
 
 
-def _prepare_directory(directory):
+def _unwritable_message(dataset_name, spec, directory, error):
+    """Say which file could not be written where, and how to get it into a writable data directory."""
+    present = locate(spec, directory)
+    if present is None:
+        what = f"{spec.filename} is not in {directory} (looked for {' or '.join(spec.stored_names())})"
+    else:
+        what = f"{present} fails verification"
+    return (
+        f"{dataset_name}: {what} and cannot be written there ({error.strerror or error}). "
+        f"Fetch it into a writable directory DIR with `python data_fetch.py {dataset_name} --data-dir DIR` "
+        f"and use that one (NUMPYVAE_DATA=DIR, --data-dir DIR or data_dir=DIR), "
+        f"or ask whoever can write to {directory.parent} to run `python data_fetch.py {dataset_name} "
+        f"--data-dir {directory.parent}`."
+    )
+
+
+def _missing_directories(directory):
+    """``directory`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for folder in (directory, *directory.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_empty(folders):
+    """Remove ``folders`` in order (deepest first), stopping at the first one that is not empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another process put a file there) or already gone
+            return
+
+
+def _prepare_directory(directory, spec, dataset_name):
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise DownloadError(
-            f"cannot create the data directory {directory}: {error.strerror or error}. "
-            "Choose a writable one with --data-dir or the NUMPYVAE_DATA environment variable."
-        ) from None
+        raise DownloadError(_unwritable_message(dataset_name, spec, directory, error)) from None
 
 
 def _remove_stale_parts(directory, stored_name):
@@ -99,16 +132,13 @@ def _remove_stale_parts(directory, stored_name):
             pass
 
 
-def _open_temporary(final_path):
+def _open_temporary(final_path, spec, dataset_name):
     """Create ``<final>.part-<random>`` exclusively; return (path, binary file object)."""
     temporary = final_path.with_name(f"{final_path.name}.part-{secrets.token_hex(8)}")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     except OSError as error:
-        raise DownloadError(
-            f"cannot write into {final_path.parent}: {error.strerror or error}. "
-            "Choose a writable data directory with --data-dir or the NUMPYVAE_DATA environment variable."
-        ) from None
+        raise DownloadError(_unwritable_message(dataset_name, spec, final_path.parent, error)) from None
     return temporary, os.fdopen(descriptor, "wb")
 
 
@@ -141,9 +171,9 @@ def _is_unreachable(reason):
     return False
 
 
-def _download_from(url, spec, final_path, timeout, make_progress):
+def _download_from(url, spec, final_path, timeout, make_progress, dataset_name):
     """Download ``url`` into ``final_path`` atomically; raise ``_AttemptFailed`` on failure."""
-    temporary, output = _open_temporary(final_path)
+    temporary, output = _open_temporary(final_path, spec, dataset_name)
     progress = None
     try:
         request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -211,11 +241,23 @@ def download_file(spec, directory, dataset_name="<data set>", urls=None, timeout
     is tried until one yields a file with the registered size and SHA-256.
     ``progress``: None/True shows progress on standard error, False shows
     nothing, a stream shows it there.  Raises ``DownloadError`` naming every
-    URL tried, what went wrong with each, and how to install the file by hand.
+    URL tried, what went wrong with each, and how to install the file by hand,
+    or naming the file and folder when the folder cannot be written.
     """
     directory = Path(directory)
     urls = tuple(spec.urls if urls is None else urls)
-    _prepare_directory(directory)
+    created = _missing_directories(directory)
+    try:
+        return _download_into(spec, directory, dataset_name, urls, timeout, progress)
+    except BaseException:
+        # A failed call leaves the data directory as it found it: no empty data-set folder.
+        _remove_empty(created)
+        raise
+
+
+def _download_into(spec, directory, dataset_name, urls, timeout, progress):
+    """``download_file`` without the clean-up of the folders it created."""
+    _prepare_directory(directory, spec, dataset_name)
     _remove_stale_parts(directory, spec.filename)
     final_path = directory / spec.filename
     make_progress = _progress_factory(progress)
@@ -223,7 +265,7 @@ def download_file(spec, directory, dataset_name="<data set>", urls=None, timeout
     unreachable = True
     for url in urls:
         try:
-            _download_from(url, spec, final_path, timeout, make_progress)
+            _download_from(url, spec, final_path, timeout, make_progress, dataset_name)
             return final_path
         except _AttemptFailed as failure:
             failures.append(f"  {url}: {failure}")
@@ -258,7 +300,7 @@ def _import_candidates(dataset, spec, source_dir):
 
 def _copy_verified(spec, source, final_path, dataset_name):
     """Copy ``source`` to ``final_path`` through a verified temporary file."""
-    temporary, output = _open_temporary(final_path)
+    temporary, output = _open_temporary(final_path, spec, dataset_name)
     try:
         digest = ContentDigest(is_gzip_copy(spec, source), limit=spec.size, where=str(source))
         with output, open(source, "rb") as handle:
@@ -289,6 +331,17 @@ def import_file(dataset, spec, source_dir, directory):
     """
     source_dir = Path(os.path.abspath(Path(source_dir).expanduser()))
     directory = Path(directory)
+    created = _missing_directories(directory)
+    try:
+        return _import_into(dataset, spec, source_dir, directory)
+    except BaseException:
+        # As for downloads: a failed import leaves no empty folder behind.
+        _remove_empty(created)
+        raise
+
+
+def _import_into(dataset, spec, source_dir, directory):
+    """``import_file`` without the clean-up of the folders it created."""
     problems = []
     for source in _import_candidates(dataset, spec, source_dir):
         final_path = directory / source.name
@@ -296,7 +349,7 @@ def import_file(dataset, spec, source_dir, directory):
             if final_path.exists() and os.path.samefile(source, final_path):
                 verify(spec, final_path, dataset.name)
                 return final_path
-            _prepare_directory(directory)
+            _prepare_directory(directory, spec, dataset.name)
             _remove_stale_parts(directory, source.name)
             _copy_verified(spec, source, final_path, dataset.name)
             return final_path

@@ -66,7 +66,7 @@ def _missing_message(dataset, spec, directory):
         f"and download=False. Get it with `python data_fetch.py {dataset.name} --data-dir {directory.parent}` "
         f"(downloads from {spec.urls[0] if spec.urls else 'its source'}), or download it by hand and "
         f"run `python data_fetch.py {dataset.name} --from DIR --data-dir {directory.parent}`, "
-        f"or call load(..., download=True)."
+        f"or call load(..., download=True), or point NUMPYVAE_DATA (--data-dir) at a data directory that has it."
     )
 
 
