@@ -10,25 +10,24 @@ Two numbers per test example, averaged over the test set:
 
   computed in chunks of draws so memory stays bounded (numpyvae.marginal_likelihood).
 
-Results are printed and written to RUN_DIR/evaluation.json.
+For a conditional model both are of log p(x|c) (the CVAE's label, the quadrant CVAE's
+given quadrant). Results are printed and added to RUN_DIR/evaluation.json, keyed by
+what was evaluated (split, K, subset, seed), so evaluating another split or K keeps the
+earlier results.
 """
-import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 
 import numpy
 
-from . import backend, checkpoint, datasets
-from .marginal_likelihood import DEFAULT_MAX_FLOATS, elbo_draws, log_marginal_likelihood
+from . import backend, checkpoint, datasets, models, rundir
+from .marginal_likelihood import DEFAULT_MAX_FLOATS, log_marginal_likelihood, metric_draws
 from .progress import ProgressBar
-from .vae import VAE
-from .train import EXIT_USAGE, UsageError, positive_int, read_config
-
-EVALUATION_NAME = "evaluation.json"
+from .rundir import EVALUATION_NAME, UsageError, read_config
+from .train import EXIT_USAGE, ArgumentParser, non_negative_int, positive_int
 
 
 def count_or_all(text):
@@ -38,7 +37,7 @@ def count_or_all(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m numpyvae.evaluate",
         description="Test ELBO and importance-sampled log p(x) (K = 5000, IWAE protocol) of a "
                     "run written by numpyvae.train; results go to RUN_DIR/evaluation.json.")
@@ -54,22 +53,24 @@ def build_parser():
         help="examples per importance-sampling batch (default: as many as memory allows)")
     add("--max-floats", type=positive_int, default=DEFAULT_MAX_FLOATS,
         help="bound on one chunk's activations, in floats (%(default)s, ~40 MB in float32)")
-    add("--seed", type=int, default=0, help="seeds the evaluation noise")
+    add("--seed", type=non_negative_int, default=0, help="seeds the evaluation noise")
     add("--data-dir", help="data directory (default: the run's, else $NUMPYVAE_DATA or cache)")
     add("--backend", choices=("numpy", "cupy"), help="array backend")
     return parser
 
 
 def load_model(run_dir):
-    """The VAE of a run directory, with its checkpoint's parameters, and its config."""
-    config = read_config(run_dir)
+    """The model of a run directory, with its checkpoint's parameters, and its config."""
+    config = read_config(run_dir, purpose="evaluate")
     try:
-        params, _, meta, _ = checkpoint.load(Path(run_dir) / checkpoint.CHECKPOINT_NAME)
+        params, _, meta, arrays = checkpoint.load(Path(run_dir) / checkpoint.CHECKPOINT_NAME)
     except checkpoint.CheckpointError as error:
         raise UsageError(str(error)) from None
-    model = VAE(**config["model"])
     try:
+        model = models.create(config.get("model_name", "vae"), **config["model"])
         model.params.assign(params)
+        model.buffers.assign({name[len("buffer."):]: value for name, value in arrays.items()
+                              if name.startswith("buffer.")})
     except ValueError as error:
         raise UsageError(f"The checkpoint in {run_dir} does not fit its config.json: "
                          f"{error}") from None
@@ -81,12 +82,12 @@ def load_split(config, split, data_dir, seed):
     decoder on grey levels."""
     dtype = numpy.dtype(config["model"]["dtype"])
     try:
-        x, _ = datasets.load(config["dataset"], split, data_dir=data_dir, dtype=dtype)
+        x, labels = datasets.load(config["dataset"], split, data_dir=data_dir, dtype=dtype)
     except (datasets.DataError, ValueError, KeyError) as error:
         raise UsageError(f"Cannot load {config['dataset']} {split!r}: {error}") from None
     if config.get("dynamic_binarization"):
         x = datasets.binarize(x, numpy.random.default_rng([seed, 9]))
-    return x
+    return x, (None if labels is None else labels.astype(numpy.int64))
 
 
 def subset_indices(n_examples, n_test, seed):
@@ -106,19 +107,24 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
     """Compute, print and save the evaluation of RUN_DIR; returns the result dict."""
     model, config, meta = load_model(run_dir)
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
-    x_all = load_split(config, split, data_dir, seed)
-    indices = subset_indices(len(x_all), n_test, seed)
-    subset = "all" if len(indices) == len(x_all) else f"random {len(indices)} (seed {seed})"
-    x_all = backend.to_device(x_all)
-    x = x_all[backend.to_device(indices)]
+    images, labels = load_split(config, split, data_dir, seed)
+    indices = subset_indices(len(images), n_test, seed)
+    subset = "all" if len(indices) == len(images) else f"random {len(indices)} (seed {seed})"
+    images = backend.to_device(images)
+    labels = None if labels is None else backend.to_device(labels)
+    x_all, condition_all = model.inputs(images, labels)
+    device_indices = backend.to_device(indices)
+    x = x_all[device_indices]
+    condition = None if condition_all is None else condition_all[device_indices]
     n = int(x.shape[0])
     rng = numpy.random.default_rng([seed, 11])
     stream = sys.stderr if stream is None else stream
 
     start = time.monotonic()
     with numpy.errstate(over="ignore", under="ignore"):
-        elbo_all = elbo_draws(model, x_all, rng, draws)
+        metrics_all = metric_draws(model, x_all, condition_all, rng, draws)
     elbo_seconds = time.monotonic() - start
+    elbo_all = metrics_all["elbo"]
     elbo = elbo_all[indices]
     print(f"{split} ELBO over all {len(elbo_all)} examples, {draws} draws: {elbo_all.mean():.3f}"
           + ("" if subset == "all" else f" (on the {subset} subset: {elbo.mean():.3f})"),
@@ -128,31 +134,61 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
     start = time.monotonic()
     with numpy.errstate(over="ignore", under="ignore"):
         log_px = log_marginal_likelihood(model, x, rng, samples=k, max_floats=max_floats,
-                                         batch_size=batch, progress=bar.update)
+                                         batch_size=batch, progress=bar.update,
+                                         condition=condition)
     bar.close()
     is_seconds = time.monotonic() - start
     result = dict(
-        dataset=config["dataset"], split=split, n_examples=n,
+        dataset=config["dataset"], model=config.get("model_name", "vae"), split=split,
+        n_examples=n,
         subset=subset, samples_seen=int(meta["samples_seen"]), k=k, draws=draws, seed=seed,
         elbo=float(elbo.mean()), elbo_standard_error=float(elbo.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
         elbo_whole_split=float(elbo_all.mean()), whole_split_examples=len(elbo_all),
+        log_likelihood_term=float(metrics_all["log_likelihood"][indices].mean()),
+        kl=float(metrics_all["kl"][indices].mean()),
         log_likelihood=float(log_px.mean()),
         log_likelihood_standard_error=float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
         elbo_seconds=elbo_seconds, log_likelihood_seconds=is_seconds,
         fixed_binarization=bool(config.get("dynamic_binarization")),
     )
-    path = Path(run_dir) / EVALUATION_NAME
-    temporary = path.with_suffix(".json.tmp")
-    with open(temporary, "w") as handle:
-        json.dump(result, handle, indent=2)
-        handle.write("\n")
-    os.replace(temporary, path)
+    path = save_result(run_dir, result)
     print(f"{config['dataset']} {split}, {result['subset']} examples, after "
           f"{result['samples_seen']} training samples:\n"
           f"  ELBO (mean of {draws} draws)   {result['elbo']:10.3f} nats\n"
           f"  log p(x) (IS, K={k})       {result['log_likelihood']:10.3f} nats  "
           f"({is_seconds:.1f} s)\nWritten to {path}", file=stream)
     return result
+
+
+def result_key(result):
+    """What an evaluation measured: split, K, subset and seed (and the training budget)."""
+    subset = "all" if result["subset"] == "all" else f"n{result['n_examples']}"
+    return (f"{result['split']}-k{result['k']}-{subset}-seed{result['seed']}"
+            f"-at{result['samples_seen']}")
+
+
+def read_results(run_dir):
+    """Every result in RUN_DIR/evaluation.json, by key ({} when there is none)."""
+    path = Path(run_dir) / EVALUATION_NAME
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if isinstance(stored, dict) and isinstance(stored.get("results"), dict):
+        return stored["results"]
+    if isinstance(stored, dict) and "split" in stored:   # one result, as written before
+        return {result_key(stored): stored}
+    return {}
+
+
+def save_result(run_dir, result):
+    """Add ``result`` to evaluation.json under its key (replacing only the same key)."""
+    results = read_results(run_dir)
+    key = result_key(result)
+    results[key] = result
+    path = Path(run_dir) / EVALUATION_NAME
+    rundir.write_json(path, {"latest": key, "results": results})
+    return path
 
 
 def main(argv=None):

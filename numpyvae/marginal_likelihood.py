@@ -38,32 +38,46 @@ def chunk_sizes(n_examples, samples, width, max_floats=DEFAULT_MAX_FLOATS, batch
     return batch_size, chunk
 
 
-def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_FLOATS,
-                            batch_size=None, progress=None):
-    """Per-example importance-sampled log p(x) with K = ``samples``: (N,) float64 on host.
+def _widest(model):
+    if hasattr(model, "widest_layer"):
+        return int(model.widest_layer())
+    return max((model.x_dim,) + tuple(model.hidden))
 
-    model: a VAE (anything with ``log_importance_weights(x, rng=, samples=)``, ``x_dim``
-    and ``hidden``); x: (N, x_dim) host or device array; rng: numpy Generator drawing
-    the z's. ``progress(done)`` is called after each chunk with the number of
-    (example, draw) pairs done so far, out of N * K.
+
+def _rows(condition, start, stop):
+    return None if condition is None else condition[start:stop]
+
+
+def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_FLOATS,
+                            batch_size=None, progress=None, condition=None):
+    """Per-example importance-sampled log p(x) (log p(x|c) with a ``condition``) with
+    K = ``samples``: (N,) float64 on host.
+
+    model: any member of the family (``log_importance_weights(x, condition=, rng=,
+    samples=)`` and ``widest_layer()``); x: (N, x_dim) host or device array; rng: numpy
+    Generator drawing the z's. ``progress(done)`` is called after each chunk with the
+    number of (example, draw) pairs done so far, out of N * K.
     """
     samples = int(samples)
     if samples < 1:
         raise ValueError(f"The number of importance samples K must be >= 1, got {samples}.")
     n_examples = int(x.shape[0])
-    width = max((model.x_dim,) + tuple(model.hidden))
+    width = _widest(model)
     batch_size, chunk = chunk_sizes(n_examples, samples, width, max_floats, batch_size)
     result = numpy.empty(n_examples, dtype=numpy.float64)
     done = 0
     for start in range(0, n_examples, batch_size):
         batch = x[start:start + batch_size]
+        batch_condition = _rows(condition, start, start + batch_size)
+        conditioned = {} if batch_condition is None else {"condition": batch_condition}
         n = int(batch.shape[0])
         running_max = numpy.full(n, -numpy.inf)
         running_sum = numpy.zeros(n)
         for first in range(0, samples, chunk):
             count = min(chunk, samples - first)
             log_weights = numpy.asarray(
-                backend.to_numpy(model.log_importance_weights(batch, rng=rng, samples=count)),
+                backend.to_numpy(model.log_importance_weights(batch, rng=rng, samples=count,
+                                                              **conditioned)),
                 dtype=numpy.float64)                                       # (count, n)
             new_max = numpy.maximum(running_max, log_weights.max(axis=0))
             # exp(-inf - finite) = 0 handles the first chunk; a NaN weight stays NaN.
@@ -76,6 +90,27 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
                 progress(done)
         result[start:start + n] = running_max + numpy.log(running_sum) - math.log(samples)
     return result
+
+
+def batched_metrics(model, x, condition, rng, batch_size=1000):
+    """``model.metrics`` over x in batches: name -> host float64 (N,) arrays."""
+    result = {}
+    n = int(x.shape[0])
+    for start in range(0, n, batch_size):
+        conditioned = {} if condition is None else {"condition": condition[start:start + batch_size]}
+        values = model.metrics(x[start:start + batch_size], rng=rng, **conditioned)
+        for name, value in values.items():
+            result.setdefault(name, numpy.zeros(n))[start:start + batch_size] = backend.to_numpy(value)
+    return result
+
+
+def metric_draws(model, x, condition, rng, draws=10, batch_size=1000):
+    """Every metric averaged over ``draws`` independent noise draws: name -> (N,)."""
+    total = None
+    for _ in range(int(draws)):
+        values = batched_metrics(model, x, condition, rng, batch_size)
+        total = values if total is None else {k: total[k] + v for k, v in values.items()}
+    return {name: value / int(draws) for name, value in total.items()}
 
 
 def elbo_parts(model, x, rng, batch_size=1000):

@@ -81,6 +81,11 @@ class Optimizer:
             scratch = self._scratch[key] = backend.namespace_of(like).empty_like(like)
         return scratch
 
+    def initialize_state(self, params):
+        """Create the (zero) state for ``params`` now rather than at the first step, so a
+        checkpoint written before any step already holds it."""
+        self._state_buffers(params)
+
     def step(self, params, grads):
         """One update of every array in ``params``, in place."""
         self.steps += 1

@@ -1,32 +1,32 @@
-"""Train a VAE with AEVB's settings: ``python -m numpyvae.train --dataset frey``.
+"""Train a member of the family: ``python -m numpyvae.train --dataset frey [--model NAME]``.
 
-The objective per minibatch of M examples (Kingma & Welling 2013, eq. 8 and sec. 5):
+The default is the AEVB model with AEVB's settings. Per minibatch of M examples
+(Kingma & Welling 2013, eq. 8 and sec. 5):
 
-    loss = -1/M sum_i ELBO(x_i) + 1/n_train * sum_theta theta^2 / 2
+    loss = -1/M sum_i objective(x_i) + 1/n_train * sum_theta theta^2 / 2
 
-the second term being -log p(theta) for the prior p(theta) = N(0, I), which AEVB adds
-once to the whole data set's bound, hence 1/n_train per example. Reported ELBOs (the
-learning curve, metrics.jsonl) are per-datapoint bounds without that term.
+the objective being the ELBO (``--model vae``), the beta-weighted bound (``--beta``), or
+the IWAE bound (``--model iwae --k K``, or ``--objective iwae`` for any model), the
+second term -log p(theta) for the prior N(0, I) on the parameters, added once to the
+whole data set's bound, hence 1/n_train per example. Reported metrics (the learning
+curve, metrics.jsonl) are per-datapoint, without that term, and always include the
+true ELBO beside the objective.
 
-A run directory (default ``runs/<dataset>-z<z_dim>-<timestamp>``) holds
-
-    config.json          every setting, the model's constructor arguments, the command
-    metrics.jsonl        one JSON object per evaluation (samples_seen, train/test ELBO, ...)
-    checkpoint.npz       parameters, optimizer state, all RNG states, data order position
-    figures/*.png        learning curve, reconstructions, prior samples, latent space
+This module knows runs, not models: the model comes from ``numpyvae.models`` by name and
+is used only through its contract (numpyvae/models/base.py). The run directory's files
+and guarantees are described in numpyvae/rundir.py.
 
 ``--resume RUN_DIR`` continues exactly where the checkpoint stopped: the same
 parameters, optimizer state, random streams and position in the epoch's shuffled
 order, so a run stopped at N samples and resumed to 2N ends with the very same
 parameters as an uninterrupted 2N run.
 
-Exit status: 0 done, 2 bad arguments or data, 3 diverged (non-finite loss), 130
-interrupted (Ctrl-C; a checkpoint was written).
+Exit status: 0 done; 2 bad arguments, data or run directory; 3 diverged (the last good
+checkpoint is kept); 4 disk full; 128 + signal number when stopped by a signal after
+writing a checkpoint (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
 import argparse
-import json
 import math
-import os
 import signal
 import sys
 import time
@@ -35,24 +35,26 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, checkpoint, datasets
-from .marginal_likelihood import elbo_parts
-from . import __version__
+from . import __version__, backend, checkpoint, datasets, models, rundir
+from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
 from .progress import ProgressBar, format_count
-from .vae import VAE
+from .rundir import (CONFIG_NAME, FIGURES_DIR, METRICS_NAME, DiskFullError, UsageError,
+                     read_config, read_metrics)
 
-EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 3, 130
-CONFIG_NAME, METRICS_NAME, FIGURES_DIR = "config.json", "metrics.jsonl", "figures"
+EXIT_USAGE, EXIT_DIVERGED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 2, 3, 4, 130
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 DEFAULT_RUNS_DIR = "runs"
 
 # AEVB section 5: tanh MLPs, one hidden layer (200 units for Frey, 500 for MNIST),
 # minibatch M = 100, L = 1, N(0, 0.01^2) initialization, Adagrad, the N(0, I) weight
 # prior. lr = 0.01 was picked from AEVB's {0.01, 0.02, 0.1}: on Frey (3 seeds) and
 # binarized MNIST it led 0.02 at 10^5 samples, and 0.1 is unstable (README).
-COMMON_DEFAULTS = dict(activation="tanh", output_activation="sigmoid", optimizer="adagrad",
-                       lr=0.01, batch_size=100, mc_samples=1, beta=1.0, weight_prior_std=1.0,
-                       init="normal", init_std=0.01, seed=0, dtype="float32")
+COMMON_DEFAULTS = dict(model="vae", activation="tanh", output_activation="sigmoid",
+                       optimizer="adagrad", lr=0.01, batch_size=100, mc_samples=1, beta=1.0,
+                       weight_prior_std=1.0, init="normal", init_std=0.01, seed=0,
+                       dtype="float32")
 DATASET_DEFAULTS = {
     "frey": dict(hidden=[200], z_dim=10, likelihood="gaussian", samples=3_000_000,
                  eval_size=None),
@@ -64,17 +66,29 @@ DATASET_DEFAULTS = {
                           eval_size=1000),
 }
 # The settings that define the model and its optimization: a resumed run must keep them.
+# Those after "dtype" came with the model family; a run that predates them has their
+# default (None or False), which is what FAMILY_DEFAULTS fills in.
 RUN_SETTINGS = ("hidden", "z_dim", "likelihood", "activation", "output_activation",
                 "optimizer", "lr", "batch_size", "mc_samples", "beta", "weight_prior_std",
-                "init", "init_std", "seed", "dtype")
+                "init", "init_std", "seed", "dtype", "model", "decoder_hidden", "batch_norm",
+                "objective", "k", "beta_warmup", "lr_schedule", "adam_eps")
+FAMILY_DEFAULTS = dict(model="vae", decoder_hidden=None, batch_norm=False, objective=None,
+                       k=None, beta_warmup=None, lr_schedule=None, adam_eps=None)
+LIST_SETTINGS = ("hidden", "decoder_hidden")
 TEST_SPLIT = "test"
-
-
-class UsageError(Exception):
-    """A problem with the command line, the data or a run directory: print and exit 2."""
+# Burda et al. (2016), sec. 5: Adam, 3^i epochs at lr 0.001 * 10^(-i/7), i = 0..7.
+IWAE_SCHEDULE_STAGES = 8
 
 
 # --------------------------------------------------------------------- arguments
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors in one line (the full usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (python -m {self.prog.split()[-1]} --help "
+                              "lists every flag)\n")
+
+
 def positive_int(text):
     """An integer >= 1; accepts 1e6-style numbers for budgets."""
     try:
@@ -84,6 +98,16 @@ def positive_int(text):
     if not math.isfinite(value) or value != int(value) or value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return int(value)
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
 
 
 def positive_float(text):
@@ -96,6 +120,16 @@ def positive_float(text):
     return value
 
 
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
 def prior_std(text):
     """A positive float, or 0 / none to train without the weight prior."""
     if text.strip().lower() in ("0", "0.0", "none", "off"):
@@ -104,34 +138,52 @@ def prior_std(text):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m numpyvae.train",
-        description="Train a VAE with AEVB's settings (Kingma & Welling 2013) and write a run "
-                    "directory with config.json, metrics.jsonl, checkpoint.npz and figures/.",
+        description="Train a member of the VAE family (default: AEVB, Kingma & Welling 2013) "
+                    "and write a run directory with config.json, metrics.jsonl, "
+                    "checkpoint.npz and figures/.",
         epilog="Defaults per data set: frey: --hidden 200 --z-dim 10 --likelihood gaussian "
                "(sigmoid mean, learned variance) --samples 3e6; binarized-mnist, mnist, "
                "fashion-mnist: --hidden 500 --z-dim 20 --likelihood bernoulli --samples 1e6 "
                "(grey MNIST is binarized afresh each minibatch). All: Adagrad --lr 0.01, "
                "--batch-size 100, L = 1, N(0, 0.01^2) init, N(0, I) weight prior. "
+               f"Models: {', '.join(models.names())}. "
                "Continue a run with --resume RUN_DIR [--samples N].")
     add = parser.add_argument
     add("--dataset", choices=sorted(DATASET_DEFAULTS), help="data set (required unless --resume)")
+    add("--model", choices=models.names(),
+        help="family member: vae (AEVB), iwae, cvae (label-conditioned; needs labels), "
+             "cvae-quadrant (Sohn et al.'s structured prediction: complete a digit from one "
+             "quadrant)")
     add("--z-dim", type=positive_int, help="latent dimension (frey 10, mnist 20)")
-    add("--hidden", type=positive_int, nargs="+", metavar="WIDTH",
-        help="hidden layer widths of the encoder (the decoder mirrors them), e.g. --hidden 500 500")
+    add("--hidden", "--encoder-hidden", dest="hidden", type=positive_int, nargs="+",
+        metavar="WIDTH", help="hidden layer widths of the encoder, e.g. --hidden 500 500")
+    add("--decoder-hidden", type=positive_int, nargs="+", metavar="WIDTH",
+        help="hidden widths of the decoder (default: the encoder's, mirrored)")
+    add("--batch-norm", action="store_const", const=True, default=None,
+        help="batch normalization after every hidden layer")
     add("--likelihood", choices=("gaussian", "bernoulli", "gaussian-fixed"),
         help="decoder p(x|z): gaussian (learned log-variance; frey) or bernoulli (mnist)")
     add("--activation", choices=("tanh", "relu", "softplus", "sigmoid"), help="hidden activation (tanh)")
+    add("--objective", choices=("elbo", "iwae"),
+        help="training objective: elbo (default) or iwae, the K-sample bound (--k)")
+    add("--k", type=positive_int, help="importance samples K of the iwae objective (iwae: 5)")
     add("--optimizer", choices=sorted(OPTIMIZERS), help="adagrad (AEVB), sgd or adam")
     add("--lr", type=positive_float, help="step size (0.01)")
+    add("--lr-schedule", choices=("iwae",),
+        help="iwae: Burda et al.'s 3^i epochs at lr * 10^(-i/7), i = 0..7 (3280 epochs)")
+    add("--adam-eps", type=positive_float, help="Adam's epsilon (1e-8; the IWAE paper used 1e-4)")
     add("--batch-size", type=positive_int, help="minibatch size M (100)")
     add("--mc-samples", type=positive_int, help="L, z samples per example (1)")
-    add("--beta", type=float, help="weight of the KL term (1 = the ELBO)")
+    add("--beta", type=non_negative_float, help="weight of the KL term (1 = the ELBO; >= 0)")
+    add("--beta-warmup", type=positive_int, metavar="SAMPLES",
+        help="KL warm-up: beta rises linearly from 0 to --beta over this many samples")
     add("--weight-prior-std", type=prior_std,
         help="std of the N(0, s^2 I) prior on all parameters, scaled by 1/n_train (1.0; 0 or none disables)")
     add("--init", choices=("normal", "glorot"), help="normal = N(0, init_std^2) (AEVB)")
     add("--init-std", type=positive_float, help="std of the normal initialization (0.01)")
-    add("--seed", type=int, help="seeds initialization, noise and data order (0)")
+    add("--seed", type=non_negative_int, help="seeds initialization, noise and data order (0)")
     add("--dtype", choices=("float32", "float64"), help="float32 (default) or float64")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--samples", type=positive_int,
@@ -146,7 +198,7 @@ def build_parser():
         help="write a checkpoint at least this often (wall clock), and at the end")
     add("--data-dir", help="data directory (default: $NUMPYVAE_DATA or the user cache; "
                            "missing files are downloaded)")
-    add("--out", help=f"run directory (default: {DEFAULT_RUNS_DIR}/<dataset>-z<z>-<timestamp>)")
+    add("--out", help=f"run directory (default: {DEFAULT_RUNS_DIR}/<dataset>-<model>-z<z>-<timestamp>)")
     add("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
     add("--backend", choices=("numpy", "cupy"), help="array backend (default numpy, or $NUMPYVAE_BACKEND)")
     add("--no-figures", action="store_true", help="skip the figures at the end")
@@ -161,25 +213,31 @@ def _format_setting(value):
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
+def _given(args, name):
+    value = getattr(args, name, None)
+    if value is not None and name in LIST_SETTINGS:
+        value = list(value)
+    return value
+
+
 def resolve_settings(args, stored=None):
     """The run's settings: per-data-set defaults overlaid with the given flags, or, for
     a resumed run, the stored settings, refusing any flag that would change them."""
     if stored is None:
-        settings = dict(COMMON_DEFAULTS)
+        settings = dict(COMMON_DEFAULTS, **FAMILY_DEFAULTS)
+        settings["model"] = COMMON_DEFAULTS["model"]
         settings.update({k: v for k, v in DATASET_DEFAULTS[args.dataset].items()
                          if k in RUN_SETTINGS})
         for name in RUN_SETTINGS:
-            value = getattr(args, name, None)
+            value = _given(args, name)
             if value is not None:
-                settings[name] = list(value) if name == "hidden" else value
+                settings[name] = value
         return settings
+    stored = dict(FAMILY_DEFAULTS, **stored)
     conflicts = []
     for name in RUN_SETTINGS:
-        value = getattr(args, name, None)
-        if value is None:
-            continue
-        value = list(value) if name == "hidden" else value
-        if value != stored[name]:
+        value = _given(args, name)
+        if value is not None and value != stored[name]:
             conflicts.append(f"{_flag(name)} {_format_setting(value)} (the run has "
                              f"{_flag(name)} {_format_setting(stored[name])})")
     if conflicts:
@@ -187,27 +245,52 @@ def resolve_settings(args, stored=None):
             "Cannot resume with different model or optimizer settings: "
             + "; ".join(conflicts) + ". The checkpoint holds that architecture and optimizer "
             "state. Drop these flags to continue the run, or start a new run without --resume.")
-    return dict(stored)
+    return stored
+
+
+def model_options(settings, data):
+    """The model's constructor options: the settings, and what the data set supplies."""
+    prior = None if settings["weight_prior_std"] == "none" else settings["weight_prior_std"]
+    options = dict(x_dim=data.x_dim, hidden=settings["hidden"], z_dim=settings["z_dim"],
+                   likelihood=settings["likelihood"], activation=settings["activation"],
+                   output_activation=settings["output_activation"],
+                   samples=settings["mc_samples"], beta=settings["beta"],
+                   weight_prior_std=prior, weight_prior_scale=1.0 / data.n_train,
+                   init=settings["init"], init_std=settings["init_std"],
+                   seed=settings["seed"], dtype=settings["dtype"])
+    for name in ("decoder_hidden", "objective", "k"):
+        if settings.get(name) is not None:
+            options[name] = settings[name]
+    if settings.get("batch_norm"):
+        options["batch_norm"] = True
+    model_class = models.model_class(settings["model"])
+    options.update(model_class.options_from_data(data.image_shape, data.n_classes))
+    return options
 
 
 # --------------------------------------------------------------------------- data
 class Data:
-    """The training set on the device, fixed evaluation subsets, and how to binarize."""
+    """The training set on the device, fixed evaluation subsets, and how to binarize.
 
-    def __init__(self, dataset, settings, eval_size, data_dir, seed):
+    Rows are whole images; ``model.inputs(images, labels)`` turns them into what the
+    model takes (x and a condition), so the loop is the same for every model.
+    """
+
+    def __init__(self, dataset, settings, eval_size, data_dir, seed, binary):
         dtype = numpy.dtype(settings["dtype"])
         try:
-            x_train, _ = datasets.load(dataset, "train", data_dir=data_dir, dtype=dtype)
+            x_train, train_labels = datasets.load(dataset, "train", data_dir=data_dir, dtype=dtype)
             x_test, test_labels = datasets.load(dataset, TEST_SPLIT, data_dir=data_dir, dtype=dtype)
         except datasets.DataError as error:
             raise UsageError(f"Cannot load data set {dataset!r}: {error}") from None
         self.name, self.dtype = dataset, dtype
         self.image_shape = datasets.image_shape(dataset)
         self.n_train, self.x_dim = x_train.shape
+        self.n_classes = None if train_labels is None else int(train_labels.max()) + 1
         # A Bernoulli likelihood needs binary data: grey levels get a fresh draw per
         # minibatch (dynamic binarization); the evaluation subsets one fixed draw.
         grey = not bool(numpy.all((x_train == 0) | (x_train == 1)))
-        self.binarize = settings["likelihood"] == "bernoulli" and grey
+        self.binarize = binary and grey
         fixed = numpy.random.default_rng([seed, 7])
         subset_rng = numpy.random.default_rng([seed, 8])
         train_count = min(eval_size or self.n_train, self.n_train)
@@ -219,19 +302,27 @@ class Data:
             eval_train = datasets.binarize(eval_train, fixed)
             eval_test = datasets.binarize(eval_test, fixed)
         self.x_train = backend.to_device(x_train)
+        self.train_labels = None if train_labels is None else backend.to_device(
+            train_labels.astype(numpy.int64))
         self.eval_train = backend.to_device(eval_train)
         self.eval_test = backend.to_device(eval_test)
+        self.eval_train_labels = None if train_labels is None else backend.to_device(
+            train_labels[train_subset].astype(numpy.int64))
         self.test_labels = None if test_labels is None else test_labels[test_subset]
+        self.eval_test_labels = None if test_labels is None else backend.to_device(
+            self.test_labels.astype(numpy.int64))
         self.train_count, self.test_count = train_count, test_count
 
     def batch(self, indices, binarize_rng):
-        """The minibatch x_train[indices] (binarized afresh if the data are grey)."""
-        batch = self.x_train[backend.to_device(indices)]
+        """(images, labels) of x_train[indices] (binarized afresh if the data are grey)."""
+        device_indices = backend.to_device(indices)
+        batch = self.x_train[device_indices]
         if self.binarize:
             # Same draw as datasets.binarize, made on the host so every backend agrees.
             uniform = backend.to_device(binarize_rng.random(batch.shape, dtype=self.dtype))
             batch = (uniform < batch).astype(self.dtype)
-        return batch
+        labels = None if self.train_labels is None else self.train_labels[device_indices]
+        return batch, labels
 
 
 # ----------------------------------------------------------------------- schedule
@@ -245,16 +336,47 @@ def next_evaluation(samples_seen, per_decade, budget):
         k += 1
 
 
+def iwae_stage(epoch):
+    """The stage i of Burda et al.'s schedule at a (fractional) epoch: stages last 3^i
+    epochs, so stage i starts at epoch (3^i - 1) / 2."""
+    stage = 0
+    while stage < IWAE_SCHEDULE_STAGES - 1 and epoch >= (3 ** (stage + 1) - 1) / 2:
+        stage += 1
+    return stage
+
+
+def learning_rate(settings, samples_seen, n_train):
+    if settings.get("lr_schedule") == "iwae":
+        return settings["lr"] * 10 ** (-iwae_stage(samples_seen / n_train) / 7)
+    return settings["lr"]
+
+
+def kl_weight(settings, samples_seen):
+    """beta, or during --beta-warmup W: beta * min(1, samples_seen / W)."""
+    warmup = settings.get("beta_warmup")
+    if not warmup:
+        return settings["beta"]
+    return settings["beta"] * min(1.0, samples_seen / warmup)
+
+
+class Diverged(Exception):
+    """Training produced a bound that cannot be right; the message gives advice."""
+
+
 # --------------------------------------------------------------------------- run
 class Run:
     """A training run: model, optimizer, random streams, data order and bookkeeping."""
 
     def __init__(self, run_dir, config, data, fresh, saved=None):
         self.run_dir, self.config, self.data = Path(run_dir), config, data
-        settings = config["settings"]
+        settings = dict(FAMILY_DEFAULTS, **config["settings"])
         self.settings = settings
-        self.model = VAE(**config["model"])
-        self.optimizer = OPTIMIZERS[settings["optimizer"]](lr=settings["lr"])
+        self.model = models.create(config.get("model_name", "vae"), **config["model"])
+        optimizer_options = dict(lr=settings["lr"])
+        if settings["optimizer"] == "adam" and settings.get("adam_eps") is not None:
+            optimizer_options["eps"] = settings["adam_eps"]
+        self.optimizer = OPTIMIZERS[settings["optimizer"]](**optimizer_options)
+        self.optimizer.initialize_state(self.model.params)   # every checkpoint resumable
         seed = settings["seed"]
         # Independent streams, so that evaluating (or not) never changes training.
         self.data_rng = numpy.random.default_rng([seed, 2])      # epoch permutations
@@ -267,6 +389,9 @@ class Run:
         self.step = 0
         self.wall_seconds = 0.0
         self.checkpoint_samples = None  # samples_seen of the checkpoint on disk
+        self.best_objective = -math.inf
+        baseline_x, _ = self.model.inputs(data.eval_train, data.eval_train_labels)
+        self.baseline = self.model.baseline_log_likelihood(backend.to_numpy(baseline_x))
         if not fresh:
             self._restore(*saved)
 
@@ -278,10 +403,19 @@ class Run:
     def save(self):
         meta = dict(samples_seen=self.samples_seen, step=self.step, position=self.position,
                     wall_seconds=self.wall_seconds, model=self.config["model"],
-                    settings=self.settings,
+                    model_name=self.config.get("model_name", "vae"), settings=self.settings,
+                    best_objective=self.best_objective if math.isfinite(self.best_objective) else None,
                     rng={name: checkpoint.generator_state(g) for name, g in self._generators().items()})
-        checkpoint.save(self.run_dir / checkpoint.CHECKPOINT_NAME, self.model.params.to_numpy(),
-                        self.optimizer.state_dict(), meta, {"permutation": self.permutation})
+        arrays = {"permutation": self.permutation}
+        arrays.update({f"buffer.{name}": value for name, value in self.model.buffers.to_numpy().items()})
+        path = self.run_dir / checkpoint.CHECKPOINT_NAME
+        try:
+            checkpoint.save(path, self.model.params.to_numpy(), self.optimizer.state_dict(), meta,
+                            arrays)
+        except OSError as error:
+            if rundir.is_disk_full(error):
+                raise DiskFullError(rundir.disk_full_message(path, self.run_dir)) from None
+            raise
         self.checkpoint_samples = self.samples_seen
 
     def _restore(self, params, optimizer_state, meta, arrays):
@@ -289,75 +423,124 @@ class Run:
         if meta.get("model") is not None and meta["model"] != self.config["model"]:
             raise UsageError(f"{where} was written by another model than {CONFIG_NAME} describes "
                              f"(checkpoint: {meta['model']}, config: {self.config['model']}).")
+        buffers = {name[len("buffer."):]: value for name, value in arrays.items()
+                   if name.startswith("buffer.")}
         try:
             self.model.params.assign(params)
+            self.model.buffers.assign(buffers)
             self.optimizer.load_state_dict(optimizer_state, self.model.params)
         except (ValueError, KeyError) as error:
             raise UsageError(f"{where} does not fit this run's architecture "
-                             f"(hidden {self.settings['hidden']}, z_dim {self.settings['z_dim']}, "
-                             f"{self.settings['optimizer']}): {error}") from None
+                             f"(model {self.settings['model']}, hidden {self.settings['hidden']}, "
+                             f"z_dim {self.settings['z_dim']}, {self.settings['optimizer']}): "
+                             f"{error}") from None
         for name, generator in self._generators().items():
             checkpoint.set_generator_state(generator, meta["rng"][name])
         self.permutation = arrays["permutation"].astype(numpy.int64)
         self.position, self.samples_seen = int(meta["position"]), int(meta["samples_seen"])
         self.step, self.wall_seconds = int(meta["step"]), float(meta["wall_seconds"])
+        if meta.get("best_objective") is not None:
+            self.best_objective = float(meta["best_objective"])
         self.checkpoint_samples = self.samples_seen
+        self._apply_schedules()
+
+    def _apply_schedules(self):
+        self.model.beta = kl_weight(self.settings, self.samples_seen)
+        self.optimizer.lr = learning_rate(self.settings, self.samples_seen, self.data.n_train)
 
     # -- metrics
+    def _split_metrics(self, images, labels):
+        x, condition = self.model.inputs(images, labels)
+        values = batched_metrics(self.model, x, condition, self.eval_rng)
+        return {name: float(value.mean()) for name, value in values.items()}
+
     def evaluate(self):
-        """Train and test ELBO on the fixed subsets (fresh noise, as the ELBO requires)."""
-        # Means of (ELBO, log-likelihood term, KL), one noise draw per example.
-        train = elbo_parts(self.model, self.data.eval_train, self.eval_rng).mean(axis=1)
-        test = elbo_parts(self.model, self.data.eval_test, self.eval_rng).mean(axis=1)
+        """Every metric of the model on the fixed train and test subsets (fresh noise)."""
+        train = self._split_metrics(self.data.eval_train, self.data.eval_train_labels)
+        test = self._split_metrics(self.data.eval_test, self.data.eval_test_labels)
         record = dict(samples_seen=self.samples_seen, step=self.step,
-                      epoch=self.samples_seen / self.data.n_train,
-                      train_elbo=train[0], test_elbo=test[0],
-                      train_log_likelihood=train[1], train_kl=train[2],
-                      test_log_likelihood=test[1], test_kl=test[2],
-                      wall_seconds=self.wall_seconds)
-        with open(self.run_dir / METRICS_NAME, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+                      epoch=self.samples_seen / self.data.n_train)
+        for split, values in (("train", train), ("test", test)):
+            for name, value in values.items():
+                record[f"{split}_{name}"] = value
+        record.update(beta=self.model.beta, lr=self.optimizer.lr, wall_seconds=self.wall_seconds)
+        path = self.run_dir / METRICS_NAME
+        try:
+            rundir.append_metrics(self.run_dir, record)
+        except OSError as error:
+            if rundir.is_disk_full(error):
+                raise DiskFullError(rundir.disk_full_message(path, self.run_dir)) from None
+            raise
         return record
 
     def params_finite(self):
         xp = backend.namespace_of(self.model.params.flat)
         return bool(xp.isfinite(self.model.params.flat).all())
 
+    def check_bound(self, objective, window):
+        """Raise Diverged when the running objective (per example, nats) is impossible
+        or has collapsed: not finite; above 0 for binary data under a Bernoulli decoder
+        (log p(x|z) <= 0 and KL >= 0 bound it); or far below both the trivial
+        independent-pixel model's log-likelihood and the run's best so far."""
+        lr = self.optimizer.lr
+        advice = (f"Lower the step size: this run used --lr {self.settings['lr']}; try "
+                  f"--lr {self.settings['lr'] / 10:g}")
+        if not (math.isfinite(objective) and self.params_finite()):
+            raise Diverged(f"the objective became {objective} {window}. {advice}.")
+        if self.model.needs_binary_data and objective > 1e-3 * self.data.x_dim:
+            raise Diverged(f"the objective reached {objective:.4g} nats {window}, but for binary "
+                           "data under a Bernoulli decoder it is at most 0: the arithmetic has "
+                           f"broken down (overflow). {advice}.")
+        scale = abs(self.baseline) + self.data.x_dim
+        floor = min(self.baseline, self.best_objective) - 10.0 * scale
+        if objective < floor:
+            best = (f"its best was {self.best_objective:.4g}, "
+                    if math.isfinite(self.best_objective) else "")
+            raise Diverged(f"the objective fell to {objective:.4g} nats {window}; {best}and a "
+                           f"model of independent pixels reaches {self.baseline:.4g}: the "
+                           f"optimization has diverged (step size {lr:g}). {advice}.")
+        self.best_objective = max(self.best_objective, objective)
+
     # -- the loop
     def train(self, budget, per_decade, checkpoint_seconds, log_every=20):
-        """Train until samples_seen >= budget. Returns "done", "interrupted" or a
-        divergence message."""
+        """Train until samples_seen >= budget. Returns "done", ("signal", number) or
+        raises Diverged (the checkpoint on disk is the last good one)."""
         model, optimizer, data = self.model, self.optimizer, self.data
         batch_size = self.settings["batch_size"]
         bar = ProgressBar(budget, initial=self.samples_seen, unit="samples", label="train")
-        stop = {"requested": False}
+        stop = {"signal": None}
+        signal_names = {number: signal.Signals(number).name for number in STOP_SIGNALS}
 
         def request_stop(signum, frame):
-            if stop["requested"]:  # a second Ctrl-C: stop right now, no checkpoint
+            if stop["signal"] is not None:  # a second one: stop right now, no checkpoint
                 raise KeyboardInterrupt
-            stop["requested"] = True
-            bar.message("Interrupted: finishing this step and writing a checkpoint "
-                        "(Ctrl-C again to abort without one)...")
+            stop["signal"] = signum
+            bar.message(f"{signal_names.get(signum, signum)}: finishing this step and writing "
+                        "a checkpoint (send it again to abort without one)...")
 
-        try:
-            previous_handler, installed = signal.signal(signal.SIGINT, request_stop), True
-        except ValueError:  # not the main thread: Ctrl-C cannot reach us anyway
-            previous_handler, installed = None, False
+        previous = {}
+        for number in STOP_SIGNALS:
+            try:
+                previous[number] = signal.signal(number, request_stop)
+            except ValueError:  # not the main thread: signals cannot reach us anyway
+                break
         loss_sum, steps_in_window = 0.0, 0
         next_eval = next_evaluation(self.samples_seen, per_decade, budget)
         last_checkpoint = time.monotonic()
         session_start = time.monotonic() - self.wall_seconds
         last_good = self.samples_seen
-        outcome = "done"
+        label = "elbo" if model.objective_label == "ELBO" else "objective"
         try:
             with numpy.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-                while self.samples_seen < budget and not stop["requested"]:
+                while self.samples_seen < budget and stop["signal"] is None:
                     if self.position >= len(self.permutation):
                         self.permutation = self.data_rng.permutation(data.n_train)
                         self.position = 0
                     indices = self.permutation[self.position:self.position + batch_size]
-                    batch = data.batch(indices, self.binarize_rng)
-                    loss, grads = model.loss_and_grads(batch, rng=self.noise_rng)
+                    images, labels = data.batch(indices, self.binarize_rng)
+                    x, condition = model.inputs(images, labels)
+                    self._apply_schedules()
+                    loss, grads = model.loss_and_grads(x, condition=condition, rng=self.noise_rng)
                     optimizer.step(model.params, grads)
                     self.position += len(indices)
                     self.samples_seen += len(indices)
@@ -371,18 +554,14 @@ class Run:
                     mean_loss = backend.to_float(loss_sum) / steps_in_window
                     # The loss includes the weight prior's penalty; add back its
                     # current value (it moves slowly) rather than computing it each step.
-                    running_elbo = backend.to_float(model.weight_prior_penalty()) - mean_loss
+                    running = backend.to_float(model.weight_prior_penalty()) - mean_loss
                     loss_sum, steps_in_window = 0.0, 0
                     self.wall_seconds = time.monotonic() - session_start
-                    if not (math.isfinite(mean_loss) and self.params_finite()):
-                        return (f"Training diverged: the loss became {mean_loss} between "
-                                f"{format_count(last_good)} and {format_count(self.samples_seen)} "
-                                f"samples seen (step {self.step}). The last good checkpoint, at "
-                                f"{self.checkpoint_samples} samples seen, is kept in "
-                                f"{self.run_dir / checkpoint.CHECKPOINT_NAME}. Try a lower --lr "
-                                f"(this run used {self.settings['lr']}).")
+                    self.check_bound(running, f"between {format_count(last_good)} and "
+                                              f"{format_count(self.samples_seen)} samples seen "
+                                              f"(step {self.step})")
                     last_good = self.samples_seen
-                    bar.update(self.samples_seen, elbo=f"{running_elbo:.1f}")
+                    bar.update(self.samples_seen, **{label: f"{running:.1f}"})
                     if due_eval:
                         record = self.evaluate()
                         bar.message(f"samples {self.samples_seen:>10d}  epoch {record['epoch']:8.1f}"
@@ -392,17 +571,16 @@ class Run:
                     if time.monotonic() - last_checkpoint >= checkpoint_seconds:
                         self.save()
                         last_checkpoint = time.monotonic()
-            if stop["requested"]:
-                outcome = "interrupted"
-                self.wall_seconds = time.monotonic() - session_start
-                if not (self.params_finite()):
-                    return "Interrupted, but the parameters are not finite; the last good checkpoint is kept."
+            self.wall_seconds = time.monotonic() - session_start
+            if stop["signal"] is not None and not self.params_finite():
+                raise Diverged("stopped, but the parameters are not finite; the last good "
+                               "checkpoint is kept.")
             self.save()
             bar.close()
-            return outcome
+            return "done" if stop["signal"] is None else ("signal", stop["signal"])
         finally:
-            if installed:
-                signal.signal(signal.SIGINT, previous_handler or signal.SIG_DFL)
+            for number, handler in previous.items():
+                signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
 # ------------------------------------------------------------------------ figures
@@ -416,46 +594,53 @@ def write_figures(run, title):
     records = read_metrics(run.run_dir)
     written = [figures.learning_curve(records, directory / "learning_curve.png", title)]
     rng = numpy.random.default_rng([run.settings["seed"], 6])  # fixed: comparable figures
-    shown = data.eval_test[:32]
-    mu, _ = model.encode(shown)
-    written.append(figures.reconstructions(backend.to_numpy(shown), backend.to_numpy(model.decode(mu)),
-                                           data.image_shape, directory / "reconstructions.png",
-                                           title=title))
-    written.append(figures.prior_samples(backend.to_numpy(model.sample(64, rng)), data.image_shape,
+    shown = backend.to_device(figures.display_subset(data.test_count, 32, run.settings["seed"]))
+    images = data.eval_test[shown]
+    labels = None if data.eval_test_labels is None else data.eval_test_labels[shown]
+    x, condition = model.inputs(images, labels)
+    mu, _ = model.encode(x, condition)
+    reconstructed = model.images(model.decode(mu, condition), condition)
+    written.append(figures.reconstructions(backend.to_numpy(model.images(x, condition)),
+                                           backend.to_numpy(reconstructed), data.image_shape,
+                                           directory / "reconstructions.png", title=title))
+    sample_condition = None
+    if model.condition_kind == "label":
+        sample_condition = numpy.arange(64) % model.n_classes
+    elif model.condition_kind is not None:
+        sample_condition = condition[numpy.arange(64) % len(shown)]
+    samples = model.images(model.sample(64, rng, condition=sample_condition), sample_condition)
+    written.append(figures.prior_samples(backend.to_numpy(samples), data.image_shape,
                                          directory / "samples.png"))
-    means = numpy.concatenate([backend.to_numpy(model.encode(data.eval_test[i:i + 1000])[0])
-                               for i in range(0, data.test_count, 1000)])
-    written.append(figures.latent_scatter(means, data.test_labels, directory / "latent.png",
+    means = []
+    for start in range(0, data.test_count, 1000):
+        part = data.eval_test[start:start + 1000]
+        part_labels = None if data.eval_test_labels is None else data.eval_test_labels[start:start + 1000]
+        means.append(backend.to_numpy(model.encode(*model.inputs(part, part_labels))[0]))
+    written.append(figures.latent_scatter(numpy.concatenate(means), data.test_labels,
+                                          directory / "latent.png",
                                           title=f"encoded test means ({title})"))
-    if model.z_dim == 2:
+    if model.z_dim == 2 and model.condition_kind is None:
         written.append(figures.manifold(lambda z: backend.to_numpy(model.decode(z)),
                                         data.image_shape, directory / "manifold.png",
                                         title=f"learned manifold ({title})"))
+    special = getattr(model, "figures", None)
+    if special is not None:
+        written += special(directory, images, labels, data.image_shape, rng, title)
     return written
 
 
-def read_metrics(run_dir):
-    path = Path(run_dir) / METRICS_NAME
-    if not path.exists():
-        return []
-    with open(path) as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
-def truncate_metrics(run_dir, samples_seen):
-    """Drop records written after the checkpoint (they will be evaluated again)."""
-    records = [r for r in read_metrics(run_dir) if r["samples_seen"] <= samples_seen]
-    path = Path(run_dir) / METRICS_NAME
-    temporary = path.with_suffix(".jsonl.tmp")
-    with open(temporary, "w") as handle:
-        handle.writelines(json.dumps(r) + "\n" for r in records)
-    os.replace(temporary, path)
+def truncate_metrics(run_dir, samples_seen, warn=None):
+    """Drop records written after the checkpoint (they will be evaluated again), and
+    any torn line."""
+    records = [r for r in read_metrics(run_dir, warn) if r["samples_seen"] <= samples_seen]
+    rundir.rewrite_metrics(run_dir, records)
 
 
 # --------------------------------------------------------------------------- main
-def default_run_dir(dataset, z_dim):
+def default_run_dir(dataset, model_name, z_dim):
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(DEFAULT_RUNS_DIR) / f"{dataset}-z{z_dim}-{stamp}"
+    middle = "" if model_name == "vae" else f"-{model_name}"
+    base = Path(DEFAULT_RUNS_DIR) / f"{dataset}{middle}-z{z_dim}-{stamp}"
     candidate, suffix = base, 1
     while candidate.exists():
         suffix += 1
@@ -464,43 +649,31 @@ def default_run_dir(dataset, z_dim):
 
 
 def write_config(run_dir, config):
-    temporary = Path(run_dir) / (CONFIG_NAME + ".tmp")
-    with open(temporary, "w") as handle:
-        json.dump(config, handle, indent=2)
-        handle.write("\n")
-    os.replace(temporary, Path(run_dir) / CONFIG_NAME)
-
-
-def read_config(run_dir):
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UsageError(f"--resume {run_dir}: no such directory.")
-    path = run_dir / CONFIG_NAME
+    path = Path(run_dir) / CONFIG_NAME
     try:
-        with open(path) as handle:
-            config = json.load(handle)
+        rundir.write_json(path, config)
     except OSError as error:
-        raise UsageError(f"--resume {run_dir}: cannot read {CONFIG_NAME} ({error.strerror}). "
-                         "Is this a run directory written by numpyvae.train?") from None
-    except json.JSONDecodeError as error:
-        raise UsageError(f"--resume {run_dir}: {CONFIG_NAME} is not valid JSON ({error}).") from None
-    if not {"dataset", "settings", "model"} <= set(config):
-        raise UsageError(f"--resume {run_dir}: {CONFIG_NAME} lacks dataset/settings/model; "
-                         "not a numpyvae.train run directory.")
-    return config
+        if rundir.is_disk_full(error):
+            raise DiskFullError(rundir.disk_full_message(path, run_dir)) from None
+        raise
 
 
-def load_run(run_dir, data_dir=None, eval_size=None):
+def _data_for(config, settings, eval_size, data_dir):
+    binary = config["model"].get("likelihood") == "bernoulli"
+    return Data(config["dataset"], settings, eval_size, data_dir, settings["seed"], binary)
+
+
+def load_run(run_dir, data_dir=None, eval_size=None, purpose="--resume"):
     """Rebuild a finished or interrupted run (model with its checkpoint, and data)."""
-    config = read_config(run_dir)
+    config = read_config(run_dir, purpose)
     try:
         saved = checkpoint.load(Path(run_dir) / checkpoint.CHECKPOINT_NAME)
     except checkpoint.CheckpointError as error:
         raise UsageError(f"{error} Cannot continue {run_dir}.") from None
-    data = Data(config["dataset"], config["settings"],
-                eval_size if eval_size is not None else config["eval"]["eval_size"],
-                data_dir if data_dir is not None else config.get("data_dir"),
-                config["settings"]["seed"])
+    settings = dict(FAMILY_DEFAULTS, **config["settings"])
+    data = _data_for(config, settings,
+                     eval_size if eval_size is not None else config["eval"]["eval_size"],
+                     data_dir if data_dir is not None else config.get("data_dir"))
     return Run(run_dir, config, data, fresh=False, saved=saved), config
 
 
@@ -512,25 +685,40 @@ def budget_from(args, n_train, default):
     return default
 
 
+def warn(message):
+    print(f"note: {message}", file=sys.stderr)
+
+
 def main(argv=None):
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv  # recorded in config.json
     if args.resume is None and args.dataset is None:
-        parser.error("--dataset is required (e.g. --dataset frey), unless --resume RUN_DIR.")
+        parser.error("--dataset is required (e.g. --dataset frey), unless --resume RUN_DIR")
     if args.resume is not None and args.out is not None:
-        parser.error("--out and --resume do not go together: a resumed run stays in its directory.")
+        parser.error("--out and --resume do not go together: a resumed run stays in its directory")
+    lock = None
     try:
         if args.backend is not None:
             backend.set_backend(args.backend)
-        return _run(args)
+        run_dir = Path(args.resume) if args.resume is not None else None
+        if run_dir is not None:
+            read_config(run_dir)             # a clear message before locking a non-run
+            lock = rundir.RunLock(run_dir, warn).acquire()
+        return _run(args, lock)
     except (UsageError, backend.BackendError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except DiskFullError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DISK_FULL
     except KeyboardInterrupt:
         print("Aborted. Any checkpoint written before stays in the run directory.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _resume(args):
@@ -544,10 +732,14 @@ def _resume(args):
         config["eval"]["eval_size"] = args.eval_size
     if args.data_dir is not None:
         config["data_dir"] = args.data_dir
+    removed = rundir.remove_orphan_temporaries(run_dir)
+    if removed:
+        warn(f"removed {len(removed)} temporary file(s) left by a killed process: "
+             f"{', '.join(sorted(removed))}")
     run = load_run(run_dir, config.get("data_dir"), config["eval"]["eval_size"])[0]
     run.config = config
     budget = budget_from(args, run.data.n_train, config["budget_samples"])
-    truncate_metrics(run_dir, run.samples_seen)
+    truncate_metrics(run_dir, run.samples_seen, warn)
     if budget <= run.samples_seen:
         print(f"{run_dir} has already seen {run.samples_seen} samples (>= {budget}): nothing "
               "to train. Pass a larger --samples to continue.", file=sys.stderr)
@@ -557,35 +749,44 @@ def _resume(args):
     return run, config, budget
 
 
-def _start(args):
+def _start(args, lock_holder):
     """A new run: settings from defaults and flags, a new run directory, checkpoint 0."""
     settings = resolve_settings(args)
+    if settings["model"] == "iwae" and settings["objective"] not in (None, "iwae"):
+        raise UsageError("--model iwae trains the IWAE bound: drop --objective, or use "
+                         "--model vae --objective elbo.")
+    if settings["k"] is not None and settings["model"] != "iwae" and settings["objective"] != "iwae":
+        raise UsageError("--k sets the samples of the IWAE bound: add --objective iwae (or "
+                         "use --model iwae).")
+    if settings.get("adam_eps") is not None and settings["optimizer"] != "adam":
+        raise UsageError("--adam-eps needs --optimizer adam.")
     eval_size = args.eval_size if args.eval_size is not None else \
         DATASET_DEFAULTS[args.dataset]["eval_size"]
-    data = Data(args.dataset, settings, eval_size, args.data_dir, settings["seed"])
+    model_class = models.model_class(settings["model"])
+    data = Data(args.dataset, settings, eval_size, args.data_dir, settings["seed"],
+                binary=settings["likelihood"] == "bernoulli")
+    if settings["batch_size"] > data.n_train:
+        raise UsageError(f"--batch-size {settings['batch_size']} is larger than {args.dataset}'s "
+                         f"{data.n_train} training examples: use at most {data.n_train}.")
     budget = budget_from(args, data.n_train, DATASET_DEFAULTS[args.dataset]["samples"])
-    prior = None if settings["weight_prior_std"] == "none" else settings["weight_prior_std"]
-    model_config = dict(x_dim=data.x_dim, hidden=settings["hidden"], z_dim=settings["z_dim"],
-                        likelihood=settings["likelihood"], activation=settings["activation"],
-                        output_activation=settings["output_activation"],
-                        samples=settings["mc_samples"], beta=settings["beta"],
-                        weight_prior_std=prior, weight_prior_scale=1.0 / data.n_train,
-                        init=settings["init"], init_std=settings["init_std"],
-                        seed=settings["seed"], dtype=settings["dtype"])
     try:
-        model_config = VAE(**model_config).config()  # validates, and normalizes
+        model = model_class(**model_options(settings, data))  # validates, and normalizes
     except ValueError as error:
         raise UsageError(str(error)) from None
-    run_dir = Path(args.out) if args.out else default_run_dir(args.dataset, settings["z_dim"])
-    if (run_dir / checkpoint.CHECKPOINT_NAME).exists():
-        raise UsageError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
-                         "or choose another --out.")
+    run_dir = Path(args.out) if args.out else default_run_dir(args.dataset, settings["model"],
+                                                              settings["z_dim"])
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"Cannot create run directory {run_dir}: {error.strerror}.") from None
-    config = dict(dataset=args.dataset, settings=settings, model=model_config,
-                  budget_samples=budget, n_train=data.n_train, test_split=TEST_SPLIT,
+    lock_holder.append(rundir.RunLock(run_dir, warn).acquire())
+    if (run_dir / checkpoint.CHECKPOINT_NAME).exists():
+        raise UsageError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
+                         "or choose another --out.")
+    rundir.remove_orphan_temporaries(run_dir)
+    config = dict(dataset=args.dataset, model_name=settings["model"], settings=settings,
+                  model=model.config(), budget_samples=budget, n_train=data.n_train,
+                  test_split=TEST_SPLIT,
                   eval=dict(eval_size=eval_size, train_examples=data.train_count,
                             test_examples=data.test_count,
                             evals_per_decade=args.evals_per_decade),
@@ -597,19 +798,34 @@ def _start(args):
                   numpyvae_version=__version__,
                   created=datetime.now().isoformat(timespec="seconds"))
     write_config(run_dir, config)
-    (run_dir / METRICS_NAME).write_text("")
+    rundir.rewrite_metrics(run_dir, [])
     run = Run(run_dir, config, data, fresh=True)
-    run.save()  # a good checkpoint exists from the start (divergence keeps it)
+    run.save()  # a good, resumable checkpoint exists from the start (divergence keeps it)
     print(f"Run directory: {run_dir}", file=sys.stderr)
     return run, config, budget
 
 
-def _run(args):
+def _run(args, lock):
     started = time.monotonic()
-    run, config, budget = _resume(args) if args.resume is not None else _start(args)
-    run_dir = run.run_dir
-    data = run.data
-    settings = run.settings
+    if args.resume is not None:
+        run, config, budget = _resume(args)
+    else:
+        holder = []
+        try:
+            run, config, budget = _start(args, holder)
+        except BaseException:
+            for taken in holder:
+                taken.release()
+            raise
+        lock = holder[0]
+    try:
+        return _train(args, run, config, budget, started)
+    finally:
+        lock.release()
+
+
+def _train(args, run, config, budget, started):
+    run_dir, data, settings = run.run_dir, run.data, run.settings
     config["budget_samples"] = budget
     command = " ".join(["python -m numpyvae.train"] + args.argv)
     if args.resume is None:
@@ -619,23 +835,29 @@ def _run(args):
     write_config(run_dir, config)
     print(f"{config['dataset']}: {data.n_train} training examples of {data.x_dim} pixels; "
           f"evaluating on {data.train_count} train / {data.test_count} test examples. "
-          f"Model: hidden {settings['hidden']}, z_dim {settings['z_dim']}, "
-          f"{settings['likelihood']}; {settings['optimizer']} lr {settings['lr']}, batch "
-          f"{settings['batch_size']}, budget {format_count(budget)} samples.", file=sys.stderr)
+          f"Model: {settings['model']} ({run.model.objective_label}), hidden "
+          f"{settings['hidden']}, z_dim {settings['z_dim']}, {settings['likelihood']}; "
+          f"{settings['optimizer']} lr {settings['lr']}, batch {settings['batch_size']}, "
+          f"budget {format_count(budget)} samples.", file=sys.stderr)
 
-    outcome = run.train(budget, config["eval"]["evals_per_decade"], args.checkpoint_seconds)
-    if outcome == "interrupted":
-        print(f"Checkpoint written at {run.samples_seen} samples seen. "
-              f"resume with: python -m numpyvae.train --resume {run_dir}", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    if outcome != "done":
-        print(f"error: {outcome}", file=sys.stderr)
+    try:
+        outcome = run.train(budget, config["eval"]["evals_per_decade"], args.checkpoint_seconds)
+    except Diverged as error:
+        print(f"error: Training diverged: {error} The last good checkpoint, at "
+              f"{run.checkpoint_samples} samples seen, is kept in "
+              f"{run_dir / checkpoint.CHECKPOINT_NAME}.", file=sys.stderr)
         return EXIT_DIVERGED
+    if outcome != "done":
+        number = outcome[1]
+        print(f"Stopped by {signal.Signals(number).name}: checkpoint written at "
+              f"{run.samples_seen} samples seen. resume with: python -m numpyvae.train "
+              f"--resume {run_dir}", file=sys.stderr)
+        return 128 + int(number)
     records = read_metrics(run_dir)
     if not records or records[-1]["samples_seen"] != run.samples_seen:
         records.append(run.evaluate())
     if not args.no_figures:
-        title = f"{config['dataset']}, z={settings['z_dim']}"
+        title = f"{config['dataset']}, {settings['model']}, z={settings['z_dim']}"
         written = write_figures(run, title)
         print(f"Figures: {', '.join(str(p) for p in written)}", file=sys.stderr)
     last = records[-1]

@@ -123,7 +123,8 @@ def test_evaluate_writes_elbo_and_log_likelihood(trained_run, capsys):
                           "--max-floats", "50000"]) == 0
     err = capsys.readouterr().err
     assert "log p(x)" in err and "weights/s" in err
-    result = json.loads((trained_run / "evaluation.json").read_text())
+    stored = json.loads((trained_run / "evaluation.json").read_text())
+    result = stored["results"][stored["latest"]]
     assert result["k"] == 200 and result["n_examples"] == 60 and result["subset"] == "random 60 (seed 0)"
     assert result["whole_split_examples"] == 365 and math.isfinite(result["elbo_whole_split"])
     assert result["samples_seen"] == 3000
@@ -131,9 +132,22 @@ def test_evaluate_writes_elbo_and_log_likelihood(trained_run, capsys):
     assert result["log_likelihood"] > result["elbo"]
 
 
+def test_evaluations_of_other_splits_and_k_are_all_kept(trained_run):
+    """Issue 12, item 10: a second evaluation adds its result instead of overwriting."""
+    common = ["--n-test", "20", "--draws", "1", "--max-floats", "50000"]
+    assert evaluate_main([str(trained_run), "--k", "10"] + common) == 0
+    assert evaluate_main([str(trained_run), "--k", "30"] + common) == 0
+    assert evaluate_main([str(trained_run), "--k", "10", "--split", "train"] + common) == 0
+    stored = json.loads((trained_run / "evaluation.json").read_text())
+    kept = {(r["split"], r["k"]) for r in stored["results"].values()}
+    assert kept == {("test", 10), ("test", 30), ("train", 10)}
+    assert stored["results"][stored["latest"]]["split"] == "train"
+
+
 def test_evaluate_errors_are_clean(tmp_path, trained_run, capsys):
     assert evaluate_main([str(tmp_path / "missing")]) == 2
-    assert "no such directory" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no such directory" in err and "--resume" not in err
     (trained_run / "checkpoint.npz").unlink()
     assert evaluate_main([str(trained_run)]) == 2
     assert "No checkpoint" in capsys.readouterr().err

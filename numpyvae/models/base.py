@@ -268,6 +268,39 @@ class LatentGaussianModel:
         """The widest activation a pass computes per sample (sizes evaluation chunks)."""
         return max(self.encoder_sizes + self.decoder_sizes)
 
+    # ---------------------------------------------------- for the training command
+    @classmethod
+    def options_from_data(cls, image_shape, n_classes):
+        """Constructor options that come from the data set (none for the plain VAE)."""
+        return {}
+
+    @property
+    def needs_binary_data(self):
+        """A Bernoulli decoder models 0/1 pixels: grey levels get binarized."""
+        return self.likelihood == "bernoulli"
+
+    @property
+    def objective_label(self):
+        """What the objective is called in progress lines and figures."""
+        if self.objective == "iwae":
+            return f"IWAE bound (k={self.k})"
+        return "ELBO" if self.beta == 1.0 else f"beta-objective (beta={self.beta:g})"
+
+    def baseline_log_likelihood(self, x):
+        """Mean log-likelihood of host rows x (N, x_dim) under the trivial model of the
+        decoder's family with independent pixels fitted to x itself: the level any
+        trained model should reach, used to tell a diverged run from a slow one."""
+        x = numpy.asarray(x, dtype=numpy.float64)
+        if self.likelihood == "bernoulli":
+            p = numpy.clip(x.mean(axis=0), 1e-3, 1 - 1e-3)
+            return float((x * numpy.log(p) + (1 - x) * numpy.log1p(-p)).sum(axis=1).mean())
+        if self.likelihood == "gaussian":
+            variance = numpy.maximum(x.var(axis=0), 1e-6)
+            return float(-0.5 * (numpy.log(2 * math.pi * variance) + 1).sum())
+        residual = ((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()
+        return float(-0.5 * (x.shape[1] * math.log(2 * math.pi * self.decoder_variance)
+                             + residual / self.decoder_variance))
+
     # ------------------------------------------------------------------- data
     def inputs(self, images, labels=None):
         """(x, condition) of a data set's rows: the images, and no condition."""

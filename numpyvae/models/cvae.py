@@ -25,6 +25,13 @@ class CVAE(LatentGaussianModel):
     def config(self):
         return dict(super().config(), n_classes=self.n_classes)
 
+    @classmethod
+    def options_from_data(cls, image_shape, n_classes):
+        if not n_classes:
+            raise ValueError("The cvae model needs labels, and this data set has none: use "
+                             "a labelled one (--dataset mnist or fashion-mnist).")
+        return {"n_classes": int(n_classes)}
+
     def inputs(self, images, labels=None):
         if labels is None:
             raise ValueError("The cvae model needs labels: use a labelled data set "

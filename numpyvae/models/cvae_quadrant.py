@@ -58,6 +58,10 @@ class QuadrantCVAE(LatentGaussianModel):
         config.update(x_dim=self.image_dim, image_shape=list(self.image_shape), given=self.given)
         return config
 
+    @classmethod
+    def options_from_data(cls, image_shape, n_classes):
+        return {"image_shape": tuple(image_shape)}
+
     def widest_layer(self):
         return max(super().widest_layer(), max(self.prior_sizes))
 

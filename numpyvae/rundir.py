@@ -1,0 +1,242 @@
+"""The run directory that ``numpyvae.train`` writes and ``numpyvae.evaluate`` reads.
+
+    config.json        every setting, the model's name and constructor arguments, the command
+    metrics.jsonl      one JSON object per evaluation (samples_seen, train/test metrics, ...)
+    checkpoint.npz     parameters, buffers, optimizer state, RNG states, data order position
+    evaluation.json    every evaluation result, keyed by what was evaluated
+    figures/*.png      learning curve, reconstructions, samples, latent space, per model
+    .lock              while a process trains in it: its pid, host and start time
+
+What this module guarantees: every file is written whole or not at all (a temporary
+file in the same directory, fsync, then rename); a torn last line of metrics.jsonl
+(a crash mid-append) is dropped on reading, with a note; orphaned temporaries of a
+killed process are removed; one process at a time trains in a directory; a full disk
+is reported in one line with what to do.
+"""
+import errno
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CONFIG_NAME, METRICS_NAME, FIGURES_DIR = "config.json", "metrics.jsonl", "figures"
+EVALUATION_NAME, LOCK_NAME = "evaluation.json", ".lock"
+TEMPORARY_PATTERNS = (".checkpoint-*.npz.tmp", "*.json.tmp", "*.jsonl.tmp", ".lock.*.tmp")
+DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+class UsageError(Exception):
+    """A problem with the command line, the data or a run directory: print and exit 2."""
+
+
+class RunLockedError(UsageError):
+    """Another live process holds the run directory."""
+
+
+class DiskFullError(Exception):
+    """A write failed because the disk (or quota) is full; the message says what to do."""
+
+
+def is_disk_full(error):
+    return isinstance(error, OSError) and error.errno in DISK_FULL_ERRNOS
+
+
+def disk_full_message(path, run_dir):
+    """One line: what failed, where, what to free, how to continue."""
+    return (f"the disk holding {run_dir} is full (writing {path} failed with ENOSPC). The "
+            f"files already there are intact. Free some space on that disk (or quota), then "
+            f"continue with: python -m numpyvae.train --resume {run_dir}")
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path`` whole or not at all (temporary file, fsync, rename)."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                             dir=path.parent)
+    try:
+        os.chmod(temporary, 0o644)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except OSError:
+            pass
+        raise
+
+
+def write_json(path, value):
+    write_atomic(path, json.dumps(value, indent=2) + "\n")
+
+
+def read_config(run_dir, purpose="--resume"):
+    """config.json of a run directory; ``purpose`` names the command in messages."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UsageError(f"{purpose} {run_dir}: no such directory.")
+    path = run_dir / CONFIG_NAME
+    try:
+        with open(path) as handle:
+            config = json.load(handle)
+    except OSError as error:
+        raise UsageError(f"{purpose} {run_dir}: cannot read {CONFIG_NAME} ({error.strerror}). "
+                         "Is this a run directory written by numpyvae.train?") from None
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{purpose} {run_dir}: {CONFIG_NAME} is not valid JSON ({error}).") from None
+    if not {"dataset", "settings", "model"} <= set(config):
+        raise UsageError(f"{purpose} {run_dir}: {CONFIG_NAME} lacks dataset/settings/model; "
+                         "not a numpyvae.train run directory.")
+    return config
+
+
+# ----------------------------------------------------------------------- metrics
+def read_metrics(run_dir, warn=None):
+    """The records of metrics.jsonl. Lines that do not parse (a crash mid-append tears
+    the last one) are dropped; ``warn(message)`` is told how many."""
+    path = Path(run_dir) / METRICS_NAME
+    if not path.exists():
+        return []
+    records, torn = [], 0
+    with open(path, errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                torn += 1
+                continue
+            if isinstance(record, dict) and "samples_seen" in record:
+                records.append(record)
+            else:
+                torn += 1
+    if torn and warn is not None:
+        warn(f"{path}: dropped {torn} unreadable line{'s' * (torn > 1)} (a write cut short "
+             "by a crash); those evaluations will be made again.")
+    return records
+
+
+def append_metrics(run_dir, record):
+    """Append one record as a line; flushed to disk so a crash tears at most this line."""
+    with open(Path(run_dir) / METRICS_NAME, "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def rewrite_metrics(run_dir, records):
+    write_atomic(Path(run_dir) / METRICS_NAME, "".join(json.dumps(r) + "\n" for r in records))
+
+
+# ------------------------------------------------------------------ housekeeping
+def remove_orphan_temporaries(run_dir):
+    """Delete temporaries that a killed process left behind; returns their names.
+    Call only while holding the run's lock (no live writer can own them then)."""
+    removed = []
+    for pattern in TEMPORARY_PATTERNS:
+        for path in Path(run_dir).glob(pattern):
+            try:
+                path.unlink()
+                removed.append(path.name)
+            except OSError:
+                pass
+    return removed
+
+
+def _process_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, owned by someone else
+        return True
+    return True
+
+
+class RunLock:
+    """An exclusive lock on a run directory: the file .lock, created with O_EXCL,
+    holding the owner's pid, host and start time.
+
+    A lock whose process is gone (same host, pid not alive) is stale: it is taken over
+    with a note. A lock held by a live process, or by another host (which cannot be
+    checked from here), refuses with a one-line message naming it.
+    """
+
+    def __init__(self, run_dir, warn=None):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.warn = warn or (lambda message: print(message, file=sys.stderr))
+        self.held = False
+
+    def acquire(self):
+        owner = {"pid": os.getpid(), "host": socket.gethostname(),
+                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        for _ in range(3):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is None:
+                    continue     # vanished or unreadable: try again
+                if self._stale(holder):
+                    self.warn(f"Taking over the stale lock of process {holder.get('pid')} "
+                              f"(started {holder.get('started', '?')}), which is no longer "
+                              "running.")
+                    try:
+                        self.path.unlink()
+                    except FileNotFoundError:
+                        pass
+                    continue
+                raise RunLockedError(
+                    f"{self.path.parent} is in use by process {holder.get('pid')} on "
+                    f"{holder.get('host', '?')} (started {holder.get('started', '?')}): wait "
+                    "for it to finish or stop it (Ctrl-C or kill -TERM saves a checkpoint), "
+                    "or choose another --out. If that process is gone, delete "
+                    f"{self.path}.")
+            with os.fdopen(descriptor, "w") as handle:
+                json.dump(owner, handle)
+            self.held = True
+            return self
+        raise RunLockedError(f"Could not lock {self.path.parent}: {self.path} keeps "
+                             "changing. Is another run starting there?")
+
+    def _holder(self):
+        try:
+            text = self.path.read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            holder = json.loads(text)
+            return holder if isinstance(holder, dict) else {}
+        except json.JSONDecodeError:
+            # A crash between create and write leaves it empty: only a fresh one may be
+            # a live process about to write it.
+            return {} if time.time() - self.path.stat().st_mtime > 10 else None
+
+    @staticmethod
+    def _stale(holder):
+        pid = holder.get("pid")
+        if not isinstance(pid, int):
+            return True
+        if holder.get("host") != socket.gethostname():
+            return False
+        return pid != os.getpid() and not _process_alive(pid)
+
+    def release(self):
+        if self.held:
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+            self.held = False
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
