@@ -167,6 +167,12 @@ def prior_samples(images, shape, path, columns=8, title="samples from the prior 
     return _save(figure, path, tight=False)
 
 
+def image_grid(images, shape, path, columns, title=""):
+    """Images (n, pixels) tiled ``columns`` per row, under one title."""
+    figure = _mosaic_figure([(tile(images, shape, columns), title)])
+    return _save(figure, path, tight=False)
+
+
 def manifold_grid(points_per_axis=20):
     """z grid (n*n, 2): normal quantiles of (i + 0.5) / n along each axis.
 

@@ -8,7 +8,8 @@ generation and "style transfer" (tutorials/09_conditional_vaes.ipynb).
 """
 import numpy
 
-from .base import LatentGaussianModel, positive_int
+from .. import backend
+from .base import LatentGaussianModel, as_generator, positive_int
 
 
 class CVAE(LatentGaussianModel):
@@ -59,3 +60,33 @@ class CVAE(LatentGaussianModel):
                              f"{int(condition.min())}..{int(condition.max())}.")
         labels = xp.asarray(condition)
         return (labels[:, None] == xp.arange(self.n_classes)[None, :]).astype(self.dtype)
+
+    def figures(self, directory, images, labels, image_shape, rng, title=""):
+        """The CVAE's figures: conditional generation (one row per class, each column one
+        z ~ N(0, I) shared by the whole column) and style transfer (each row: a test image,
+        then its z = mu(x, c) decoded under every label)."""
+        from .. import figures
+
+        generator = as_generator(rng, self.rng)
+        classes = numpy.arange(self.n_classes)
+        columns = 10
+        z = generator.standard_normal((columns, self.z_dim))
+        grid_z = numpy.tile(z, (self.n_classes, 1))                  # row-major: class rows
+        grid_labels = numpy.repeat(classes, columns)
+        generated = backend.to_numpy(self.decode(grid_z, grid_labels))
+        written = [figures.image_grid(generated, image_shape, directory / "conditional_samples.png",
+                                      columns, f"rows: labels 0-{self.n_classes - 1}; columns "
+                                               f"share z ({title})")]
+        shown = min(8, int(images.shape[0]))
+        mu, _ = self.encode(images[:shown], labels[:shown])
+        mu = backend.to_numpy(mu)
+        rows = []
+        for index in range(shown):
+            decoded = backend.to_numpy(self.decode(numpy.repeat(mu[index:index + 1], self.n_classes,
+                                                                axis=0), classes))
+            rows.append(numpy.concatenate([backend.to_numpy(images[index:index + 1]), decoded]))
+        written.append(figures.image_grid(numpy.concatenate(rows), image_shape,
+                                          directory / "style_transfer.png", self.n_classes + 1,
+                                          "test image, then its style under labels "
+                                          f"0-{self.n_classes - 1}"))
+        return written

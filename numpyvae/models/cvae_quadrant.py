@@ -14,7 +14,8 @@ three quadrants to predict and ``condition`` the given one.
 """
 import numpy
 
-from .base import LatentGaussianModel
+from .. import backend
+from .base import LatentGaussianModel, as_generator
 
 QUADRANTS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
@@ -82,3 +83,26 @@ class QuadrantCVAE(LatentGaussianModel):
 
     def _condition_features(self, condition):
         return self._data(condition, self.condition_dim, what="condition (the given quadrant)")
+
+    def figures(self, directory, images, labels, image_shape, rng, title=""):
+        """Completions: each row a test digit's given quadrant alone, then several
+        completions with z ~ p(z|x_c) (Bernoulli means), then the truth."""
+        from .. import figures
+
+        generator = as_generator(rng, self.rng)
+        completions = 6
+        shown = min(10, int(images.shape[0]))
+        target, given = self.inputs(images[:shown])
+        rows = []
+        for index in range(shown):
+            condition = given[index:index + 1]
+            repeated = self.xp.repeat(condition, completions, axis=0)
+            predicted = self.sample(completions, generator, condition=repeated)
+            rows += [backend.to_numpy(self.images(self.xp.full_like(target[index:index + 1], 0.5),
+                                                  condition)),
+                     backend.to_numpy(self.images(predicted, repeated)),
+                     backend.to_numpy(images[index:index + 1])]
+        return [figures.image_grid(numpy.concatenate(rows), image_shape,
+                                   directory / "completions.png", completions + 2,
+                                   f"given the {self.given} quadrant: {completions} completions, "
+                                   f"then the truth ({title})")]
