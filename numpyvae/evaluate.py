@@ -27,7 +27,7 @@ from . import backend, checkpoint, datasets, models, rundir
 from .marginal_likelihood import DEFAULT_MAX_FLOATS, log_marginal_likelihood, metric_draws
 from .progress import ProgressBar
 from .rundir import EVALUATION_NAME, UsageError, read_config
-from .train import EXIT_USAGE, ArgumentParser, non_negative_int, positive_int
+from .train import EXIT_DISK_FULL, EXIT_USAGE, ArgumentParser, non_negative_int, positive_int
 
 
 def count_or_all(text):
@@ -202,6 +202,11 @@ def main(argv=None):
     except (UsageError, backend.BackendError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    except rundir.DiskFullError as error:
+        print(f"error: the disk holding {error.run_dir} is full (writing {error.path} failed "
+              f"with ENOSPC); {EVALUATION_NAME} keeps its earlier results. Free some space "
+              "on that disk (or quota), then run the evaluation again.", file=sys.stderr)
+        return EXIT_DISK_FULL
     except KeyboardInterrupt:
         print("Interrupted; nothing written.", file=sys.stderr)
         return 130

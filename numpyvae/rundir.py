@@ -22,9 +22,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from .checkpoint import CHECKPOINT_NAME
+
 CONFIG_NAME, METRICS_NAME, FIGURES_DIR = "config.json", "metrics.jsonl", "figures"
 EVALUATION_NAME, LOCK_NAME = "evaluation.json", ".lock"
-TEMPORARY_PATTERNS = (".checkpoint-*.npz.tmp", "*.json.tmp", "*.jsonl.tmp", ".lock.*.tmp")
+# The temporaries of a training process: checkpoint.save's, and write_atomic's
+# (mkstemp names them .NAME.XXXXXXXX.tmp) of config.json and metrics.jsonl, plus the
+# fixed names that versions before the run lock used. Not evaluation.json's: evaluate
+# takes no lock, so one of those may belong to a live process.
+TEMPORARY_PATTERNS = (".checkpoint-*.npz.tmp", f".{CONFIG_NAME}.*.tmp",
+                      f".{METRICS_NAME}.*.tmp", f"{CONFIG_NAME}.tmp", f"{METRICS_NAME}.tmp")
 DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
@@ -37,7 +44,13 @@ class RunLockedError(UsageError):
 
 
 class DiskFullError(Exception):
-    """A write failed because the disk (or quota) is full; the message says what to do."""
+    """A write of ``path`` in ``run_dir`` failed because the disk (or quota) is full;
+    the message (one line) says what to do."""
+
+    def __init__(self, path, run_dir=None):
+        self.path = Path(path)
+        self.run_dir = Path(run_dir) if run_dir is not None else self.path.parent
+        super().__init__(disk_full_message(self.path, self.run_dir))
 
 
 def is_disk_full(error):
@@ -45,17 +58,28 @@ def is_disk_full(error):
 
 
 def disk_full_message(path, run_dir):
-    """One line: what failed, where, what to free, how to continue."""
+    """One line: what failed, where, what to free, how to continue (--resume once the
+    run has a checkpoint; before that, the same command again)."""
+    if (Path(run_dir) / CHECKPOINT_NAME).exists():
+        then = f"continue with: python -m numpyvae.train --resume {run_dir}"
+    else:
+        then = "run the same command again"
     return (f"the disk holding {run_dir} is full (writing {path} failed with ENOSPC). The "
             f"files already there are intact. Free some space on that disk (or quota), then "
-            f"continue with: python -m numpyvae.train --resume {run_dir}")
+            f"{then}")
 
 
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` whole or not at all (temporary file, fsync, rename)."""
+    """Write ``text`` to ``path`` whole or not at all (temporary file, fsync, rename).
+    A full disk raises DiskFullError (the old file, if any, is intact)."""
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                             dir=path.parent)
+    try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
+                                                 dir=path.parent)
+    except OSError as error:
+        if is_disk_full(error):
+            raise DiskFullError(path) from None
+        raise
     try:
         os.chmod(temporary, 0o644)
         with os.fdopen(descriptor, "w") as handle:
@@ -63,11 +87,13 @@ def write_atomic(path, text):
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(temporary)
         except OSError:
             pass
+        if is_disk_full(error):
+            raise DiskFullError(path) from None
         raise
 
 
@@ -123,11 +149,18 @@ def read_metrics(run_dir, warn=None):
 
 
 def append_metrics(run_dir, record):
-    """Append one record as a line; flushed to disk so a crash tears at most this line."""
-    with open(Path(run_dir) / METRICS_NAME, "a") as handle:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append one record as a line; flushed to disk so a crash tears at most this line.
+    A full disk raises DiskFullError (a torn line is dropped on the next read)."""
+    path = Path(run_dir) / METRICS_NAME
+    try:
+        with open(path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        if is_disk_full(error):
+            raise DiskFullError(path, run_dir) from None
+        raise
 
 
 def rewrite_metrics(run_dir, records):
@@ -182,7 +215,8 @@ class RunLock:
             except FileExistsError:
                 holder = self._holder()
                 if holder is None:
-                    continue     # vanished or unreadable: try again
+                    time.sleep(0.1)  # vanished, or its owner is writing it: try again
+                    continue
                 if self._stale(holder):
                     self.warn(f"Taking over the stale lock of process {holder.get('pid')} "
                               f"(started {holder.get('started', '?')}), which is no longer "
@@ -198,8 +232,21 @@ class RunLock:
                     "for it to finish or stop it (Ctrl-C or kill -TERM saves a checkpoint), "
                     "or choose another --out. If that process is gone, delete "
                     f"{self.path}.")
-            with os.fdopen(descriptor, "w") as handle:
-                json.dump(owner, handle)
+            except OSError as error:
+                if is_disk_full(error):
+                    raise DiskFullError(self.path) from None
+                raise
+            try:
+                with os.fdopen(descriptor, "w") as handle:
+                    json.dump(owner, handle)
+            except BaseException as error:
+                try:              # no empty lock left behind to block the next run
+                    self.path.unlink()
+                except OSError:
+                    pass
+                if is_disk_full(error):
+                    raise DiskFullError(self.path) from None
+                raise
             self.held = True
             return self
         raise RunLockedError(f"Could not lock {self.path.parent}: {self.path} keeps "

@@ -414,7 +414,7 @@ class Run:
                             arrays)
         except OSError as error:
             if rundir.is_disk_full(error):
-                raise DiskFullError(rundir.disk_full_message(path, self.run_dir)) from None
+                raise DiskFullError(path, self.run_dir) from None
             raise
         self.checkpoint_samples = self.samples_seen
 
@@ -464,13 +464,7 @@ class Run:
             for name, value in values.items():
                 record[f"{split}_{name}"] = value
         record.update(beta=self.model.beta, lr=self.optimizer.lr, wall_seconds=self.wall_seconds)
-        path = self.run_dir / METRICS_NAME
-        try:
-            rundir.append_metrics(self.run_dir, record)
-        except OSError as error:
-            if rundir.is_disk_full(error):
-                raise DiskFullError(rundir.disk_full_message(path, self.run_dir)) from None
-            raise
+        rundir.append_metrics(self.run_dir, record)   # a full disk: DiskFullError
         return record
 
     def params_finite(self):
@@ -649,13 +643,7 @@ def default_run_dir(dataset, model_name, z_dim):
 
 
 def write_config(run_dir, config):
-    path = Path(run_dir) / CONFIG_NAME
-    try:
-        rundir.write_json(path, config)
-    except OSError as error:
-        if rundir.is_disk_full(error):
-            raise DiskFullError(rundir.disk_full_message(path, run_dir)) from None
-        raise
+    rundir.write_json(Path(run_dir) / CONFIG_NAME, config)   # a full disk: DiskFullError
 
 
 def _data_for(config, settings, eval_size, data_dir):
@@ -703,6 +691,7 @@ def main(argv=None):
         if args.backend is not None:
             backend.set_backend(args.backend)
         run_dir = Path(args.resume) if args.resume is not None else None
+        args.run_dir = run_dir   # known once chosen: named in disk-full messages
         if run_dir is not None:
             read_config(run_dir)             # a clear message before locking a non-run
             lock = rundir.RunLock(run_dir, warn).acquire()
@@ -712,6 +701,17 @@ def main(argv=None):
         return EXIT_USAGE
     except DiskFullError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_DISK_FULL
+    except OSError as error:   # any other write that hits a full disk (figures, ...)
+        if not rundir.is_disk_full(error):
+            raise
+        where = getattr(args, "run_dir", None)
+        path = error.filename or where
+        if path is None:
+            print(f"error: the disk is full ({error.strerror}). Free some space, then run "
+                  "the same command again.", file=sys.stderr)
+        else:
+            print(f"error: {DiskFullError(path, where)}", file=sys.stderr)
         return EXIT_DISK_FULL
     except KeyboardInterrupt:
         print("Aborted. Any checkpoint written before stays in the run directory.", file=sys.stderr)
@@ -779,6 +779,7 @@ def _start(args, lock_holder):
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"Cannot create run directory {run_dir}: {error.strerror}.") from None
+    args.run_dir = run_dir
     lock_holder.append(rundir.RunLock(run_dir, warn).acquire())
     if (run_dir / checkpoint.CHECKPOINT_NAME).exists():
         raise UsageError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
