@@ -25,7 +25,6 @@ wang: Wang (2023) Table 1: VAE vs CVAE with [500, 500, 3] (two hidden layers of 
 """
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys

@@ -9,7 +9,7 @@ Every decoder has the same interface, used by the VAE objective:
 * ``mean(z)``: E[x|z], for reconstructions and samples.
 * ``sample(z, rng)``: a draw x ~ p(x|z) (noise from a host NumPy Generator).
 """
-import numpy
+import math
 
 from . import backend
 from .layers import MLP, Dense, make_activation, sigmoid
@@ -152,7 +152,8 @@ class FixedVarianceGaussianDecoder(_Decoder):
         mean = self.mean(z)
         xp = backend.namespace_of(mean)
         noise = backend.to_device(rng.standard_normal(mean.shape), xp, dtype=mean.dtype)
-        return mean + numpy.sqrt(self.variance) * noise
+        # A Python float keeps a float32 model's draws float32 (numpy.sqrt would not).
+        return mean + math.sqrt(self.variance) * noise
 
 
 DECODERS = {

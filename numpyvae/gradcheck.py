@@ -81,15 +81,17 @@ def check_gradients(f, arrays, analytic, step=DEFAULT_STEP, scale=None):
             for name in arrays}
 
 
-def check_model_gradients(model, x, eps, step=DEFAULT_STEP, names=None):
+def check_model_gradients(model, x, eps, step=DEFAULT_STEP, names=None, condition=None):
     """Worst relative error per parameter of ``model.loss_and_grads`` at fixed noise.
 
-    Use a float64 model. ``names`` limits the check to some parameters.
+    Use a float64 model. ``names`` limits the check to some parameters; ``condition``
+    is passed on to both calls (labels or an input, for a conditional model).
     """
-    loss, grads = model.loss_and_grads(x, eps=eps)
+    given = {} if condition is None else {"condition": condition}
+    loss, grads = model.loss_and_grads(x, eps=eps, **given)
     analytic = {name: numpy.array(backend.to_numpy(grads[name])) for name in grads}
     chosen = {name: model.params[name] for name in (names or model.params)}
-    return check_gradients(lambda: model.loss(x, eps=eps), chosen, analytic, step)
+    return check_gradients(lambda: model.loss(x, eps=eps, **given), chosen, analytic, step)
 
 
 def check_layer_backward(layer, inputs, grad_out, wrt=None, step=DEFAULT_STEP):

@@ -39,7 +39,7 @@ from . import __version__, backend, checkpoint, datasets, models, rundir
 from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
 from .progress import ProgressBar, format_count
-from .rundir import (CONFIG_NAME, FIGURES_DIR, METRICS_NAME, DiskFullError, UsageError,
+from .rundir import (CONFIG_NAME, FIGURES_DIR, DiskFullError, UsageError,
                      read_config, read_metrics)
 
 EXIT_USAGE, EXIT_DIVERGED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 2, 3, 4, 130
