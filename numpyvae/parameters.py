@@ -42,6 +42,8 @@ class ParameterDict(dict):
             offset += size
 
     def __setitem__(self, name, value):
+        if name in self and value is dict.__getitem__(self, name):
+            return   # params[name] += v: the in-place operation has already written the view
         raise TypeError(
             f"Rebinding params[{name!r}] would detach it from the model's buffer; "
             f"write into it instead: params[{name!r}][...] = value, or use assign()."

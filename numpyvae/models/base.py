@@ -565,6 +565,16 @@ class LatentGaussianModel:
         pieces = self._pieces(training=False)
         return pieces.decoder.mean(self._decoder_input(pieces, z, condition))
 
+    def prior_parameters(self, condition=None, n=1):
+        """mu_p, logvar_p of p(z|c), each (N, z_dim): the prior network's output, or
+        zeros for N(0, I) (n rows when there is no condition)."""
+        if not self.learned_prior:
+            rows = n if condition is None else self._features(condition, len(condition)).shape[0]
+            zeros = self.xp.zeros((rows, self.z_dim), dtype=self.dtype)
+            return zeros, zeros.copy()
+        features = self._features(condition, len(condition))
+        return self._pieces(training=False).prior.forward(features)
+
     def prior_sample(self, n, rng=None, condition=None):
         """n draws z ~ p(z|c): (n, z_dim)."""
         n = positive_int(n, "n")
