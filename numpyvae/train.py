@@ -601,7 +601,7 @@ def write_figures(run, title):
     if model.condition_kind == "label":
         sample_condition = numpy.arange(64) % model.n_classes
     elif model.condition_kind is not None:
-        sample_condition = condition[numpy.arange(64) % len(shown)]
+        sample_condition = condition[backend.to_device(numpy.arange(64) % len(shown))]
     samples = model.images(model.sample(64, rng, condition=sample_condition), sample_condition)
     written.append(figures.prior_samples(backend.to_numpy(samples), data.image_shape,
                                          directory / "samples.png"))
