@@ -27,7 +27,7 @@ from . import backend, checkpoint, datasets, models, rundir
 from .marginal_likelihood import DEFAULT_MAX_FLOATS, log_marginal_likelihood, metric_draws
 from .progress import ProgressBar
 from .rundir import EVALUATION_NAME, UsageError, read_config
-from .train import EXIT_DISK_FULL, EXIT_USAGE, ArgumentParser, non_negative_int, positive_int
+from .cli import EXIT_DISK_FULL, EXIT_USAGE, ArgumentParser, non_negative_int, positive_int
 
 
 def count_or_all(text):

@@ -25,7 +25,6 @@ Exit status: 0 done; 2 bad arguments, data or run directory; 3 diverged (the las
 checkpoint is kept); 4 disk full; 128 + signal number when stopped by a signal after
 writing a checkpoint (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
-import argparse
 import math
 import signal
 import sys
@@ -36,13 +35,15 @@ from pathlib import Path
 import numpy
 
 from . import __version__, backend, checkpoint, datasets, models, rundir
+from .cli import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE,  # noqa: F401
+                  ArgumentParser, non_negative_float, non_negative_int, positive_float,
+                  positive_int)
 from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
 from .progress import ProgressBar, format_count
 from .rundir import (CONFIG_NAME, FIGURES_DIR, DiskFullError, UsageError,
                      read_config, read_metrics)
 
-EXIT_USAGE, EXIT_DIVERGED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 2, 3, 4, 130
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                      if hasattr(signal, name))
 DEFAULT_RUNS_DIR = "runs"
@@ -81,55 +82,6 @@ IWAE_SCHEDULE_STAGES = 8
 
 
 # --------------------------------------------------------------------- arguments
-class ArgumentParser(argparse.ArgumentParser):
-    """Usage errors in one line (the full usage is one --help away)."""
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"error: {message} (python -m {self.prog.split()[-1]} --help "
-                              "lists every flag)\n")
-
-
-def positive_int(text):
-    """An integer >= 1; accepts 1e6-style numbers for budgets."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not math.isfinite(value) or value != int(value) or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(value)
-
-
-def non_negative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
-
-
 def prior_std(text):
     """A positive float, or 0 / none to train without the weight prior."""
     if text.strip().lower() in ("0", "0.0", "none", "off"):

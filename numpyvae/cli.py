@@ -1,0 +1,54 @@
+"""What the commands share: exit statuses, one-line usage errors, and argument types."""
+import argparse
+import math
+
+EXIT_USAGE, EXIT_DIVERGED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 2, 3, 4, 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Usage errors in one line (the full usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"error: {message} (python -m {self.prog.split()[-1]} --help "
+                              "lists every flag)\n")
+
+
+def positive_int(text):
+    """An integer >= 1; accepts 1e6-style numbers for budgets."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not math.isfinite(value) or value != int(value) or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(value)
+
+
+def non_negative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def non_negative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
