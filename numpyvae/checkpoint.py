@@ -4,7 +4,8 @@ A checkpoint is one ``.npz`` file holding
 
     param/<name>     the model's parameters (host copies), e.g. param/encoder.mu.W
     optim/<key>      the optimizer's state_dict(), e.g. optim/sum_of_squares/encoder.mu.W
-    array/<name>     any other arrays (e.g. the current epoch's permutation)
+    array/<name>     any other arrays (the current epoch's permutation; buffer.<name>, a
+                     model's buffers such as batch norm statistics)
     meta             a JSON string: samples seen, step, epoch, RNG states, config, ...
 
 It is written to a temporary file in the same directory, flushed to disk (fsync) and
@@ -87,6 +88,20 @@ def load(path):
         kind, _, name = key.partition("/")
         {"param": params, "optim": optimizer_state, "array": arrays}.get(kind, arrays)[name] = value
     return params, optimizer_state, meta, arrays
+
+
+BUFFER_PREFIX = "buffer."   # a model's buffers (batch norm statistics) among the arrays
+
+
+def buffer_arrays(buffers):
+    """A model's buffers as checkpoint arrays."""
+    return {f"{BUFFER_PREFIX}{name}": value for name, value in buffers.items()}
+
+
+def buffers_from(arrays):
+    """The model buffers among a loaded checkpoint's arrays."""
+    return {name[len(BUFFER_PREFIX):]: value for name, value in arrays.items()
+            if name.startswith(BUFFER_PREFIX)}
 
 
 def generator_state(generator):

@@ -34,21 +34,21 @@ def non_negative_int(text):
     return value
 
 
-def positive_float(text):
+def _finite_float(text, allowed, expected, out_of_range=None):
+    """float(text) if it is finite and ``allowed(value)``; else a one-line type error."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if not (math.isfinite(value) and allowed(value)):
+        raise argparse.ArgumentTypeError(f"expected {out_of_range or expected}, got {text!r}")
     return value
+
+
+def positive_float(text):
+    return _finite_float(text, lambda value: value > 0, "a positive number")
 
 
 def non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
-    return value
+    return _finite_float(text, lambda value: value >= 0, "a number >= 0",
+                         "a finite number >= 0")

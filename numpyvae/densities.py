@@ -6,8 +6,7 @@ Shapes: z is (..., N, D); the densities sum over D and return (..., N).
 import math
 
 from . import backend
-
-LOG_2PI = math.log(2.0 * math.pi)
+from .likelihoods import LOG_2PI
 
 
 class StandardNormalLogDensity:

@@ -69,8 +69,7 @@ def load_model(run_dir):
     try:
         model = models.create(config.get("model_name", "vae"), **config["model"])
         model.params.assign(params)
-        model.buffers.assign({name[len("buffer."):]: value for name, value in arrays.items()
-                              if name.startswith("buffer.")})
+        model.buffers.assign(checkpoint.buffers_from(arrays))
     except ValueError as error:
         raise UsageError(f"The checkpoint in {run_dir} does not fit its config.json: "
                          f"{error}") from None

@@ -113,19 +113,9 @@ def metric_draws(model, x, condition, rng, draws=10, batch_size=1000):
     return {name: value / int(draws) for name, value in total.items()}
 
 
-def elbo_parts(model, x, rng, batch_size=1000):
-    """Per-example ELBO, log-likelihood term and KL, one noise draw each, computed in
-    batches: a host float64 array of shape (3, N)."""
-    parts = numpy.zeros((3, int(x.shape[0])))
-    for start in range(0, int(x.shape[0]), batch_size):
-        for row, part in zip(parts, model.elbo(x[start:start + batch_size], rng=rng)):
-            row[start:start + batch_size] = backend.to_numpy(part)
-    return parts
-
-
 def elbo_draws(model, x, rng, draws=10, batch_size=1000):
     """Per-example ELBO averaged over ``draws`` independent noise draws: (N,) float64.
 
     One-sample ELBOs are noisy; averaging draws estimates E_q[ELBO] itself.
     """
-    return sum(elbo_parts(model, x, rng, batch_size)[0] for _ in range(int(draws))) / int(draws)
+    return metric_draws(model, x, None, rng, draws, batch_size)["elbo"]

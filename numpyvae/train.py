@@ -359,7 +359,7 @@ class Run:
                     best_objective=self.best_objective if math.isfinite(self.best_objective) else None,
                     rng={name: checkpoint.generator_state(g) for name, g in self._generators().items()})
         arrays = {"permutation": self.permutation}
-        arrays.update({f"buffer.{name}": value for name, value in self.model.buffers.to_numpy().items()})
+        arrays.update(checkpoint.buffer_arrays(self.model.buffers.to_numpy()))
         path = self.run_dir / checkpoint.CHECKPOINT_NAME
         try:
             checkpoint.save(path, self.model.params.to_numpy(), self.optimizer.state_dict(), meta,
@@ -375,11 +375,9 @@ class Run:
         if meta.get("model") is not None and meta["model"] != self.config["model"]:
             raise UsageError(f"{where} was written by another model than {CONFIG_NAME} describes "
                              f"(checkpoint: {meta['model']}, config: {self.config['model']}).")
-        buffers = {name[len("buffer."):]: value for name, value in arrays.items()
-                   if name.startswith("buffer.")}
         try:
             self.model.params.assign(params)
-            self.model.buffers.assign(buffers)
+            self.model.buffers.assign(checkpoint.buffers_from(arrays))
             self.optimizer.load_state_dict(optimizer_state, self.model.params)
         except (ValueError, KeyError) as error:
             raise UsageError(f"{where} does not fit this run's architecture "
@@ -638,7 +636,7 @@ def main(argv=None):
         parser.error("--dataset is required (e.g. --dataset frey), unless --resume RUN_DIR")
     if args.resume is not None and args.out is not None:
         parser.error("--out and --resume do not go together: a resumed run stays in its directory")
-    lock = None
+    locks = []   # the run directory's lock, once taken; released however we leave
     try:
         if args.backend is not None:
             backend.set_backend(args.backend)
@@ -646,8 +644,8 @@ def main(argv=None):
         args.run_dir = run_dir   # known once chosen: named in disk-full messages
         if run_dir is not None:
             read_config(run_dir)             # a clear message before locking a non-run
-            lock = rundir.RunLock(run_dir, warn).acquire()
-        return _run(args, lock)
+            locks.append(rundir.RunLock(run_dir, warn).acquire())
+        return _run(args, locks)
     except (UsageError, backend.BackendError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
@@ -669,7 +667,7 @@ def main(argv=None):
         print("Aborted. Any checkpoint written before stays in the run directory.", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if lock is not None:
+        for lock in locks:
             lock.release()
 
 
@@ -701,7 +699,7 @@ def _resume(args):
     return run, config, budget
 
 
-def _start(args, lock_holder):
+def _start(args, locks):
     """A new run: settings from defaults and flags, a new run directory, checkpoint 0."""
     settings = resolve_settings(args)
     if settings["model"] == "iwae" and settings["objective"] not in (None, "iwae"):
@@ -732,7 +730,7 @@ def _start(args, lock_holder):
     except OSError as error:
         raise UsageError(f"Cannot create run directory {run_dir}: {error.strerror}.") from None
     args.run_dir = run_dir
-    lock_holder.append(rundir.RunLock(run_dir, warn).acquire())
+    locks.append(rundir.RunLock(run_dir, warn).acquire())   # main() releases it
     if (run_dir / checkpoint.CHECKPOINT_NAME).exists():
         raise UsageError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
                          "or choose another --out.")
@@ -758,23 +756,10 @@ def _start(args, lock_holder):
     return run, config, budget
 
 
-def _run(args, lock):
+def _run(args, locks):
     started = time.monotonic()
-    if args.resume is not None:
-        run, config, budget = _resume(args)
-    else:
-        holder = []
-        try:
-            run, config, budget = _start(args, holder)
-        except BaseException:
-            for taken in holder:
-                taken.release()
-            raise
-        lock = holder[0]
-    try:
-        return _train(args, run, config, budget, started)
-    finally:
-        lock.release()
+    run, config, budget = _resume(args) if args.resume is not None else _start(args, locks)
+    return _train(args, run, config, budget, started)
 
 
 def _train(args, run, config, budget, started):

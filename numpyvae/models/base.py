@@ -311,23 +311,30 @@ class LatentGaussianModel:
         return x
 
     def _check_values(self, x):
-        """Host data only: a device array would make every step wait for the GPU."""
-        if not isinstance(x, numpy.ndarray):
+        """Host data only: a device array would make every step wait for the GPU.
+
+        Two reductions decide everything: min and max carry a NaN along, and all of x
+        lies between them, so they are finite exactly when every entry is.
+        """
+        if not isinstance(x, numpy.ndarray) or not x.size:
             return
-        if numpy.issubdtype(x.dtype, numpy.integer) and x.size and x.max() > 1:
+        if not (self.check_finite or numpy.issubdtype(x.dtype, numpy.integer)):
+            return
+        low, high = float(x.min()), float(x.max())
+        if numpy.issubdtype(x.dtype, numpy.integer) and high > 1:
             raise ValueError(
-                f"x holds integers up to {int(x.max())}: pass pixel intensities scaled to "
+                f"x holds integers up to {int(high)}: pass pixel intensities scaled to "
                 "[0, 1] (x / 255.0), or use numpyvae.datasets.load, which scales them.")
         if not self.check_finite:
             return
-        if not numpy.isfinite(x).all():
+        if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError("x contains NaN or infinity; clean or drop those examples.")
         bounded = self.likelihood == "bernoulli" or self.output_activation == "sigmoid"
-        if bounded and x.size and (x.min() < 0 or x.max() > 1):
+        if bounded and (low < 0 or high > 1):
             what = ("a Bernoulli decoder" if self.likelihood == "bernoulli"
                     else "a decoder whose mean is a sigmoid")
             raise ValueError(
-                f"x has values in [{float(x.min()):.4g}, {float(x.max()):.4g}] but {what} "
+                f"x has values in [{low:.4g}, {high:.4g}] but {what} "
                 "models values in [0, 1]: scale the data to [0, 1]"
                 + ("" if self.likelihood == "bernoulli"
                    else ", or use output_activation='identity'") + ".")
@@ -475,13 +482,18 @@ class LatentGaussianModel:
         eps = self._noise(x.shape[0], eps, rng, self._draws() if count is None else count)
         return x, features, eps
 
+    def _training_pass(self, x, condition, eps, rng, samples):
+        """The loss's forward pass in training mode: (loss, pieces, state, N)."""
+        x, features, eps = self._prepare(x, condition, eps, rng, samples)
+        pieces = self._pieces(training=True)
+        state = self._forward(pieces, x, features, eps)
+        loss = -self._objective(pieces, state).mean() + self.weight_prior_penalty()
+        return loss, pieces, state, x.shape[0]
+
     def loss(self, x, condition=None, eps=None, rng=None, samples=None):
         """-mean objective (+ the weight prior's penalty): the scalar training minimizes
         (batch norm in training mode, as in loss_and_grads; running statistics unmoved)."""
-        x, features, eps = self._prepare(x, condition, eps, rng, samples)
-        pieces = self._pieces(training=True)
-        objective = self._objective(pieces, self._forward(pieces, x, features, eps))
-        return -objective.mean() + self.weight_prior_penalty()
+        return self._training_pass(x, condition, eps, rng, samples)[0]
 
     def loss_and_grads(self, x, condition=None, eps=None, rng=None, samples=None):
         """The loss and its gradient with respect to every array in ``params``.
@@ -491,11 +503,8 @@ class LatentGaussianModel:
         model's own gradient buffer: overwritten by the next call, so copy it to keep it.
         A call in training mode also moves batch norms' running statistics.
         """
-        x, features, eps = self._prepare(x, condition, eps, rng, samples)
-        pieces = self._pieces(training=True)
-        state = self._forward(pieces, x, features, eps)
-        loss = -self._objective(pieces, state).mean() + self.weight_prior_penalty()
-        self._backward(pieces, state, x.shape[0])
+        loss, pieces, state, n = self._training_pass(x, condition, eps, rng, samples)
+        self._backward(pieces, state, n)
         for norm in self._batch_norms(pieces):
             norm.update_running_statistics()
         if self.weight_prior_std is not None:
@@ -508,12 +517,9 @@ class LatentGaussianModel:
         "log_likelihood" (1/S sum_s log p(x|z_s, c)), "kl" (closed form) and
         "objective" (the training objective; the IWAE bound for objective "iwae").
         Batch norm in evaluation mode."""
-        x, features, eps = self._prepare(x, condition, eps, rng)
-        pieces = self._pieces(training=False)
-        state = self._forward(pieces, x, features, eps)
-        kl = self._kl(pieces, state)
-        log_likelihood = state.log_likelihood.mean(axis=0)
-        result = {"elbo": log_likelihood - kl, "log_likelihood": log_likelihood, "kl": kl}
+        pieces, state, parts = self._evaluation_pass(x, condition, eps, rng, None)
+        elbo, log_likelihood, kl = parts
+        result = {"elbo": elbo, "log_likelihood": log_likelihood, "kl": kl}
         if self.objective == "iwae":
             result["objective"] = LogMeanExp().forward(self._log_weights(pieces, state))
         else:
@@ -523,15 +529,17 @@ class LatentGaussianModel:
     def elbo(self, x, condition=None, eps=None, rng=None, samples=None):
         """Per-example ELBO and its parts (an :class:`ElboParts` of (N,) arrays), with
         L = ``samples`` draws (default: the model's L)."""
-        x = self._data(x)
-        features = self._features(condition, x.shape[0])
-        eps = self._noise(x.shape[0], eps, rng, self.samples if samples is None else
-                          positive_int(samples, "samples"))
+        count = self.samples if samples is None else positive_int(samples, "samples")
+        return self._evaluation_pass(x, condition, eps, rng, count)[2]
+
+    def _evaluation_pass(self, x, condition, eps, rng, count):
+        """A forward pass in evaluation mode: (pieces, state, ElboParts)."""
+        x, features, eps = self._prepare(x, condition, eps, rng, count)
         pieces = self._pieces(training=False)
         state = self._forward(pieces, x, features, eps)
         kl = self._kl(pieces, state)
         log_likelihood = state.log_likelihood.mean(axis=0)
-        return ElboParts(log_likelihood - kl, log_likelihood, kl)
+        return pieces, state, ElboParts(log_likelihood - kl, log_likelihood, kl)
 
     def log_importance_weights(self, x, condition=None, eps=None, rng=None, samples=None):
         """log w_k = log p(x|z_k, c) + log p(z_k|c) - log q(z_k|x, c), z_k ~ q: (K, N).
@@ -565,14 +573,14 @@ class LatentGaussianModel:
         pieces = self._pieces(training=False)
         return pieces.decoder.mean(self._decoder_input(pieces, z, condition))
 
-    def prior_parameters(self, condition=None, n=1):
-        """mu_p, logvar_p of p(z|c), each (N, z_dim): the prior network's output, or
-        zeros for N(0, I) (n rows when there is no condition)."""
+    def prior_parameters(self, condition=None, n=None):
+        """mu_p, logvar_p of p(z|c), each (n, z_dim): the prior network's output, or zeros
+        for N(0, I). n defaults to the condition's rows (1 without a condition)."""
+        rows = n if condition is None or n is not None else len(condition)
+        features = self._features(condition, rows)   # validates the condition
         if not self.learned_prior:
-            rows = n if condition is None else self._features(condition, len(condition)).shape[0]
-            zeros = self.xp.zeros((rows, self.z_dim), dtype=self.dtype)
+            zeros = self.xp.zeros((rows or 1, self.z_dim), dtype=self.dtype)
             return zeros, zeros.copy()
-        features = self._features(condition, len(condition))
         return self._pieces(training=False).prior.forward(features)
 
     def prior_sample(self, n, rng=None, condition=None):
@@ -582,8 +590,7 @@ class LatentGaussianModel:
         eps = self.xp.asarray(generator.standard_normal((n, self.z_dim)), dtype=self.dtype)
         if not self.learned_prior:
             return eps
-        features = self._features(condition, n)
-        mu, logvar = self._pieces(training=False).prior.forward(features)
+        mu, logvar = self.prior_parameters(condition, n)
         return mu + self.xp.exp(0.5 * logvar) * eps
 
     def sample(self, n, rng=None, mean=True, condition=None):

@@ -68,13 +68,13 @@ class QuadrantCVAE(LatentGaussianModel):
 
     def inputs(self, images, labels=None):
         """(the three quadrants to predict, the given one) of whole-image rows."""
-        xp = self.xp if not isinstance(images, numpy.ndarray) else numpy
+        xp = backend.namespace_of(images)
         return (images[:, xp.asarray(self.target_pixels)],
                 images[:, xp.asarray(self.given_pixels)])
 
     def images(self, x, condition=None):
         """Whole images from predicted quadrants x and the given one (grey 0.5 if None)."""
-        xp = self.xp if not isinstance(x, numpy.ndarray) else numpy
+        xp = backend.namespace_of(x)
         whole = xp.full((x.shape[0], self.image_dim), 0.5, dtype=x.dtype)
         whole[:, xp.asarray(self.target_pixels)] = x
         if condition is not None:
