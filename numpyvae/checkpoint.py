@@ -51,17 +51,25 @@ def save(path, params, optimizer_state, meta, arrays=None):
     payload.update({f"array/{name}": numpy.asarray(value) for name, value in (arrays or {}).items()})
     meta = dict(meta, format_version=FORMAT_VERSION)
     payload["meta"] = numpy.asarray(json.dumps(meta, default=_json_default))
-    descriptor, temporary = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz.tmp",
+    return write_atomically(path, lambda handle: numpy.savez(handle, **payload),
+                            prefix=".checkpoint-", suffix=".npz.tmp")
+
+
+def write_atomically(path, write, binary=True, prefix=None, suffix=".tmp"):
+    """``write(handle)`` into a temporary file beside ``path``, fsync, then rename it over
+    ``path``: a crash, a signal or a full disk leaves the old file or the new one, and
+    never a half-written temporary (it is removed whatever interrupted the write)."""
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=prefix or f".{path.name}.", suffix=suffix,
                                              dir=path.parent)
     try:
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a checkpoint is a normal file
-        with os.fdopen(descriptor, "wb") as handle:
-            numpy.savez(handle, **payload)
+        os.chmod(temporary, 0o644)  # mkstemp makes it private; these are normal files
+        with os.fdopen(descriptor, "wb" if binary else "w") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
     except BaseException:
-        # Never leave half-written temporaries behind, whatever interrupted us.
         try:
             os.unlink(temporary)
         except OSError:

@@ -67,7 +67,7 @@ def load_model(run_dir):
     except checkpoint.CheckpointError as error:
         raise UsageError(str(error)) from None
     try:
-        model = models.create(config.get("model_name", "vae"), **config["model"])
+        model = models.create(rundir.model_name(config), **config["model"])
         model.params.assign(params)
         model.buffers.assign(checkpoint.buffers_from(arrays))
     except ValueError as error:
@@ -138,7 +138,7 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
     bar.close()
     is_seconds = time.monotonic() - start
     result = dict(
-        dataset=config["dataset"], model=config.get("model_name", "vae"), split=split,
+        dataset=config["dataset"], model=rundir.model_name(config), split=split,
         n_examples=n,
         subset=subset, samples_seen=int(meta["samples_seen"]), k=k, draws=draws, seed=seed,
         elbo=float(elbo.mean()), elbo_standard_error=float(elbo.std(ddof=1) / math.sqrt(n)) if n > 1 else None,

@@ -18,11 +18,10 @@ import json
 import os
 import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from .checkpoint import CHECKPOINT_NAME
+from .checkpoint import CHECKPOINT_NAME, write_atomically
 
 CONFIG_NAME, METRICS_NAME, FIGURES_DIR = "config.json", "metrics.jsonl", "figures"
 EVALUATION_NAME, LOCK_NAME = "evaluation.json", ".lock"
@@ -70,28 +69,11 @@ def disk_full_message(path, run_dir):
 
 
 def write_atomic(path, text):
-    """Write ``text`` to ``path`` whole or not at all (temporary file, fsync, rename).
+    """Write ``text`` to ``path`` whole or not at all (checkpoint.write_atomically).
     A full disk raises DiskFullError (the old file, if any, is intact)."""
-    path = Path(path)
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp",
-                                                 dir=path.parent)
+        write_atomically(path, lambda handle: handle.write(text), binary=False)
     except OSError as error:
-        if is_disk_full(error):
-            raise DiskFullError(path) from None
-        raise
-    try:
-        os.chmod(temporary, 0o644)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException as error:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
         if is_disk_full(error):
             raise DiskFullError(path) from None
         raise
@@ -119,6 +101,11 @@ def read_config(run_dir, purpose="--resume"):
         raise UsageError(f"{purpose} {run_dir}: {CONFIG_NAME} lacks dataset/settings/model; "
                          "not a numpyvae.train run directory.")
     return config
+
+
+def model_name(config):
+    """The registry name of a run's model (runs from before the family are "vae")."""
+    return config.get("model_name", "vae")
 
 
 # ----------------------------------------------------------------------- metrics

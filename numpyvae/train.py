@@ -323,7 +323,7 @@ class Run:
         self.run_dir, self.config, self.data = Path(run_dir), config, data
         settings = dict(FAMILY_DEFAULTS, **config["settings"])
         self.settings = settings
-        self.model = models.create(config.get("model_name", "vae"), **config["model"])
+        self.model = models.create(rundir.model_name(config), **config["model"])
         optimizer_options = dict(lr=settings["lr"])
         if settings["optimizer"] == "adam" and settings.get("adam_eps") is not None:
             optimizer_options["eps"] = settings["adam_eps"]
@@ -355,7 +355,7 @@ class Run:
     def save(self):
         meta = dict(samples_seen=self.samples_seen, step=self.step, position=self.position,
                     wall_seconds=self.wall_seconds, model=self.config["model"],
-                    model_name=self.config.get("model_name", "vae"), settings=self.settings,
+                    model_name=rundir.model_name(self.config), settings=self.settings,
                     best_objective=self.best_objective if math.isfinite(self.best_objective) else None,
                     rng={name: checkpoint.generator_state(g) for name, g in self._generators().items()})
         arrays = {"permutation": self.permutation}
