@@ -315,16 +315,6 @@ def test_failed_offline_load_removes_only_the_folders_it_created(offline_frey, t
     assert everything(tmp_path) == ["data", "data/frey"]
 
 
-def test_failed_import_leaves_no_empty_folder(tmp_path):
-    source = tmp_path / "downloads"
-    source.mkdir()
-    (source / "payload.bin").write_bytes(CONTENT[:-1] + b"?")
-    dataset = replace(registry.FREY, name="test", directory="test", files=(SPEC,))
-    with pytest.raises(ChecksumError):
-        fetch_file(dataset, SPEC, tmp_path / "data", source_dir=source)
-    assert everything(tmp_path) == ["downloads", "downloads/payload.bin"]
-
-
 def make_read_only(directory, monkeypatch):
     """Make ``directory`` (and what is under it) unwritable for this process.
 
@@ -435,6 +425,8 @@ def test_import_of_a_corrupt_file_keeps_nothing(tmp_path):
         import_file(dataset, SPEC, source, tmp_path / "data" / "test")
     assert str(source / "payload.bin") in str(error.value) and SPEC.sha256 in str(error.value)
     assert leftovers(tmp_path / "data") == []
+    # Nor the folders the failed call created (issue 12, item 15).
+    assert everything(tmp_path) == ["downloads", "downloads/payload.bin"]
 
 
 def test_import_of_a_missing_file_says_where_it_looked(tmp_path):

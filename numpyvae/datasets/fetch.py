@@ -13,6 +13,7 @@ Downloads use ``urllib`` with a timeout and try the file's URLs in order
 (canonical first, then mirrors); the first URL that yields a verified file wins.
 """
 
+import contextlib
 import errno
 import http.client
 import os
@@ -96,23 +97,24 @@ def _unwritable_message(dataset_name, spec, directory, error):
     )
 
 
-def _missing_directories(directory):
-    """``directory`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
+@contextlib.contextmanager
+def _leaving_no_empty_folders(directory):
+    """On failure, remove the folders of ``directory``'s path that did not exist before
+    (deepest first, only while empty): a failed call leaves the data directory as it found it."""
+    created = []
     for folder in (directory, *directory.parents):
         if folder.exists():
             break
-        missing.append(folder)
-    return missing
-
-
-def _remove_empty(folders):
-    """Remove ``folders`` in order (deepest first), stopping at the first one that is not empty."""
-    for folder in folders:
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (another process put a file there) or already gone
-            return
+        created.append(folder)
+    try:
+        yield
+    except BaseException:
+        for folder in created:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another process put a file there) or already gone
+                break
+        raise
 
 
 def _prepare_directory(directory, spec, dataset_name):
@@ -246,13 +248,8 @@ def download_file(spec, directory, dataset_name="<data set>", urls=None, timeout
     """
     directory = Path(directory)
     urls = tuple(spec.urls if urls is None else urls)
-    created = _missing_directories(directory)
-    try:
+    with _leaving_no_empty_folders(directory):
         return _download_into(spec, directory, dataset_name, urls, timeout, progress)
-    except BaseException:
-        # A failed call leaves the data directory as it found it: no empty data-set folder.
-        _remove_empty(created)
-        raise
 
 
 def _download_into(spec, directory, dataset_name, urls, timeout, progress):
@@ -331,13 +328,8 @@ def import_file(dataset, spec, source_dir, directory):
     """
     source_dir = Path(os.path.abspath(Path(source_dir).expanduser()))
     directory = Path(directory)
-    created = _missing_directories(directory)
-    try:
+    with _leaving_no_empty_folders(directory):
         return _import_into(dataset, spec, source_dir, directory)
-    except BaseException:
-        # As for downloads: a failed import leaves no empty folder behind.
-        _remove_empty(created)
-        raise
 
 
 def _import_into(dataset, spec, source_dir, directory):
