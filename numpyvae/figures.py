@@ -23,6 +23,8 @@ import matplotlib
 matplotlib.use("Agg")  # before pyplot: render to files, never open a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy  # noqa: E402
+
+from .datasets import fixed_subset  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 from matplotlib.backends.backend_agg import RendererAgg  # noqa: E402
 
@@ -79,12 +81,7 @@ def display_subset(n_examples, count, seed):
     (all of them when ``count >= n_examples``), drawn with ``default_rng([seed, 12])``."""
     if count < 0 or n_examples < 0:
         raise ValueError(f"display_subset needs non-negative counts, got n_examples={n_examples}, count={count}")
-    if count >= n_examples:
-        return numpy.arange(n_examples)
-    # A random subset, not the first examples: data sets stored in class order
-    # (binarized MNIST) would otherwise show one class only.
-    rng = numpy.random.default_rng([seed, 12])
-    return numpy.sort(rng.choice(n_examples, size=count, replace=False))
+    return fixed_subset(n_examples, count, seed, stream=12)
 
 
 def _text_px(text, size):

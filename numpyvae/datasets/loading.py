@@ -190,3 +190,16 @@ def available(name, split="train", data_dir=None):
         return all(locate(spec, directory) is not None for spec in dataset.files_for_split(split))
     except DataError:
         return False
+
+
+def fixed_subset(n_examples, count, seed, stream):
+    """Sorted indices of a fixed random subset of ``count`` of ``n_examples`` rows, drawn
+    by ``default_rng([seed, stream])`` (every row when count is None or >= n_examples).
+
+    Random, not the first rows: data sets are ordered (binarized MNIST's test set by
+    class, MNIST's starts with 5000 cleaner digits), so a prefix is a biased sample.
+    """
+    if count is None or count >= n_examples:
+        return np.arange(n_examples)
+    rng = np.random.default_rng([seed, stream])
+    return np.sort(rng.choice(n_examples, size=count, replace=False))
