@@ -3,7 +3,7 @@
 Every gradient is derived by hand, written as an explicit backward pass and checked
 against central finite differences (``numpyvae.gradcheck``).
 """
-from . import backend, datasets, gradcheck, linear_gaussian, models, optim
+from . import backend, datasets, gradcheck, inference, linear_gaussian, models, optim, parts
 from .kl import KLDiagonalGaussians, KLStandardNormal, kl_diagonal_gaussians, kl_standard_normal
 from .layers import MLP, Dense, Identity, ReLU, Sigmoid, Softplus, Tanh, sigmoid, softplus
 from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikelihood,
@@ -15,6 +15,8 @@ from .batchnorm import BatchNorm
 from .densities import (GaussianLogDensity, LogMeanExp, ReparameterizedLogDensity,
                         StandardNormalLogDensity)
 from .layers import Concatenate
-from .models import CVAE, IWAE, VAE, ElboParts, QuadrantCVAE
+from .models import CVAE, IWAE, VAE, ElboParts, PlanarFlowVAE, QuadrantCVAE, VaDE
+from .flows import PlanarFlow, PlanarInvertibility, PlanarStep
+from .mixture import GaussianMixtureLogDensity, VadeKL
 
 __version__ = "0.1.0"

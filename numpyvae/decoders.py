@@ -12,6 +12,7 @@ Every decoder has the same interface, used by the VAE objective:
 import math
 
 from . import backend
+from .encoder import head_entries
 from .layers import MLP, Dense, make_activation, sigmoid
 from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikelihood,
                           GaussianLogLikelihood)
@@ -25,17 +26,19 @@ class _Decoder:
         self.trunk = MLP(sizes[:-1], activation, params, grads, "decoder.hidden",
                          batch_norm=batch_norm, buffers=buffers, training=training)
         self.batch_norms = self.trunk.batch_norms
-        self.heads = [Dense(params[f"decoder.{name}.W"], params[f"decoder.{name}.b"],
-                            grads[f"decoder.{name}.W"], grads[f"decoder.{name}.b"])
-                      for name in self.head_names]
+        self.heads = [Dense(params[weight], params[bias], grads[weight], grads[bias])
+                      for _, weight, bias, _, _ in self._heads(sizes)]
+
+    @classmethod
+    def _heads(cls, sizes):
+        return head_entries("decoder", sizes[-2], [(name, sizes[-1]) for name in cls.head_names])
 
     @classmethod
     def layout(cls, sizes, batch_norm=False):
         """``sizes`` = (z_dim [+ condition width], *hidden, x_dim)."""
-        width, x_dim = sizes[-2], sizes[-1]
         entries = MLP.layout(sizes[:-1], "decoder.hidden", batch_norm)
-        for name in cls.head_names:
-            entries += [(f"decoder.{name}.W", (width, x_dim)), (f"decoder.{name}.b", (x_dim,))]
+        for _, weight, bias, weight_shape, bias_shape in cls._heads(sizes):
+            entries += [(weight, weight_shape), (bias, bias_shape)]
         return entries
 
     @staticmethod

@@ -1,44 +1,94 @@
-"""The Gaussian encoder q(z|x) = N(mu(x), diag exp(logvar(x))), also the shape of a
-learned conditional prior p(z|c) (the structured-output CVAE's prior network)."""
+"""Encoders: an MLP trunk and linear heads, x -> (head_1(h), head_2(h), ...).
+
+The Gaussian encoder q(z|x) = N(mu(x), diag exp(logvar(x))) has the heads mu and
+logvar; a planar flow posterior adds the flow's per-example parameters as heads; a
+learned conditional prior p(z|c) (the structured-output CVAE's prior network) has the
+Gaussian encoder's shape.
+"""
 from .layers import MLP, Dense
 
 
-class GaussianEncoder:
-    """An MLP trunk h = MLP(x), then two linear heads: mu = h W_mu + b_mu and
-    logvar = h W_logvar + b_logvar. x (N, in_dim) -> mu, logvar (N, z_dim).
+def head_entries(prefix, width, heads):
+    """(head name, weight name, bias name, weight shape, bias shape) of each head: the
+    one place the heads' parameter names are made."""
+    return [(name, f"{prefix}.{name}.W", f"{prefix}.{name}.b", (width, size), (size,))
+            for name, size in heads]
 
-    Parameters are named ``{prefix}.hidden{i}.W/b``, ``{prefix}.mu.W/b`` and
-    ``{prefix}.logvar.W/b`` in the model's ParameterDict (prefix ``encoder`` by default).
+
+class Encoder:
+    """h = MLP(x), then linear heads y_i = h W_i + b_i. x (..., in_dim) -> a tuple of
+    (..., size_i), one per head. Backward sums the heads' gradients into the trunk.
+
+    ``sizes`` = (in_dim, *hidden); ``heads`` = ((name, size), ...). Parameters are named
+    ``{prefix}.hidden{i}.W/b`` and ``{prefix}.{head}.W/b`` in the model's ParameterDict.
     """
+
+    def __init__(self, sizes, heads, activation, params, grads, prefix="encoder",
+                 batch_norm=False, buffers=None, training=True):
+        self.trunk = MLP(sizes, activation, params, grads, f"{prefix}.hidden",
+                         batch_norm=batch_norm, buffers=buffers, training=training)
+        self.batch_norms = self.trunk.batch_norms
+        self.heads = [Dense(params[weight], params[bias], grads[weight], grads[bias])
+                      for _, weight, bias, _, _ in head_entries(prefix, sizes[-1], heads)]
+
+    @staticmethod
+    def layout(sizes, heads, prefix="encoder", batch_norm=False):
+        entries = MLP.layout(sizes, f"{prefix}.hidden", batch_norm)
+        for _, weight, bias, weight_shape, bias_shape in head_entries(prefix, sizes[-1], heads):
+            entries += [(weight, weight_shape), (bias, bias_shape)]
+        return entries
+
+    @staticmethod
+    def buffer_layout(sizes, prefix="encoder", batch_norm=False):
+        return MLP.buffer_layout(sizes, f"{prefix}.hidden", batch_norm)
+
+    def forward(self, x):
+        self.lead = x.shape[:-1]
+        h = self.trunk.forward(x if x.ndim == 2 else x.reshape(-1, x.shape[-1]))
+        outputs = tuple(head.forward(h) for head in self.heads)
+        if x.ndim != 2:
+            outputs = tuple(out.reshape(self.lead + out.shape[-1:]) for out in outputs)
+        return outputs
+
+    def backward(self, *grad_heads, need_input_grad=False):
+        grad_h = None
+        for head, grad in zip(self.heads, grad_heads):
+            if grad is None:
+                continue
+            part = head.backward(grad if grad.ndim == 2 else grad.reshape(-1, grad.shape[-1]))
+            if grad_h is None:
+                grad_h = part
+            else:
+                grad_h += part
+        grad_x = self.trunk.backward(grad_h, need_input_grad=need_input_grad)
+        if grad_x is not None and len(self.lead) != 1:
+            grad_x = grad_x.reshape(self.lead + grad_x.shape[-1:])
+        return grad_x
+
+
+class GaussianEncoder(Encoder):
+    """mu = h W_mu + b_mu and logvar = h W_logvar + b_logvar on h = MLP(x):
+    x (N, in_dim) -> mu, logvar (N, z_dim). ``sizes`` = (in_dim, *hidden, z_dim)."""
 
     def __init__(self, sizes, activation, params, grads, prefix="encoder", batch_norm=False,
                  buffers=None, training=True):
-        self.trunk = MLP(sizes[:-1], activation, params, grads, f"{prefix}.hidden",
-                         batch_norm=batch_norm, buffers=buffers, training=training)
-        self.batch_norms = self.trunk.batch_norms
-        self.mu_head = Dense(params[f"{prefix}.mu.W"], params[f"{prefix}.mu.b"],
-                             grads[f"{prefix}.mu.W"], grads[f"{prefix}.mu.b"])
-        self.logvar_head = Dense(params[f"{prefix}.logvar.W"], params[f"{prefix}.logvar.b"],
-                                 grads[f"{prefix}.logvar.W"], grads[f"{prefix}.logvar.b"])
+        super().__init__(sizes[:-1], self.gaussian_heads(sizes[-1]), activation, params, grads,
+                         prefix, batch_norm, buffers, training)
+        self.mu_head, self.logvar_head = self.heads
+
+    @staticmethod
+    def gaussian_heads(z_dim):
+        return (("mu", z_dim), ("logvar", z_dim))
 
     @staticmethod
     def layout(sizes, prefix="encoder", batch_norm=False):
         """``sizes`` = (in_dim, *hidden, z_dim)."""
-        width, z_dim = sizes[-2], sizes[-1]
-        return MLP.layout(sizes[:-1], f"{prefix}.hidden", batch_norm) + [
-            (f"{prefix}.mu.W", (width, z_dim)), (f"{prefix}.mu.b", (z_dim,)),
-            (f"{prefix}.logvar.W", (width, z_dim)), (f"{prefix}.logvar.b", (z_dim,)),
-        ]
+        return Encoder.layout(sizes[:-1], GaussianEncoder.gaussian_heads(sizes[-1]), prefix,
+                              batch_norm)
 
     @staticmethod
     def buffer_layout(sizes, prefix="encoder", batch_norm=False):
-        return MLP.buffer_layout(sizes[:-1], f"{prefix}.hidden", batch_norm)
-
-    def forward(self, x):
-        h = self.trunk.forward(x)
-        return self.mu_head.forward(h), self.logvar_head.forward(h)
+        return Encoder.buffer_layout(sizes[:-1], prefix, batch_norm)
 
     def backward(self, grad_mu, grad_logvar, need_input_grad=False):
-        grad_h = self.mu_head.backward(grad_mu)
-        grad_h += self.logvar_head.backward(grad_logvar)
-        return self.trunk.backward(grad_h, need_input_grad=need_input_grad)
+        return super().backward(grad_mu, grad_logvar, need_input_grad=need_input_grad)

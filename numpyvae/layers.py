@@ -210,30 +210,37 @@ class MLP:
                  buffers=None, training=True):
         self.layers = []
         self.batch_norms = []
-        for index in range(len(sizes) - 1):
-            name = f"{prefix}{index}"
-            dense = Dense(params[f"{name}.W"], params[f"{name}.b"],
-                          grads[f"{name}.W"], grads[f"{name}.b"])
+        for layer in MLP._names(sizes, prefix):
+            dense = Dense(params[layer["W"]], params[layer["b"]],
+                          grads[layer["W"]], grads[layer["b"]])
             pieces = [dense]
             if batch_norm:
-                norm = BatchNorm(params[f"{name}.bn.scale"], params[f"{name}.bn.shift"],
-                                 grads[f"{name}.bn.scale"], grads[f"{name}.bn.shift"],
-                                 buffers[f"{name}.bn.running_mean"],
-                                 buffers[f"{name}.bn.running_var"], training=training)
+                norm = BatchNorm(params[layer["scale"]], params[layer["shift"]],
+                                 grads[layer["scale"]], grads[layer["shift"]],
+                                 buffers[layer["running_mean"]], buffers[layer["running_var"]],
+                                 training=training)
                 pieces.append(norm)
                 self.batch_norms.append(norm)
             pieces.append(make_activation(activation))
             self.layers.append(pieces)
 
     @staticmethod
+    def _names(sizes, prefix):
+        """Per layer: the names of its arrays and its widths -- the one place they are made."""
+        return [dict(W=f"{prefix}{index}.W", b=f"{prefix}{index}.b",
+                     scale=f"{prefix}{index}.bn.scale", shift=f"{prefix}{index}.bn.shift",
+                     running_mean=f"{prefix}{index}.bn.running_mean",
+                     running_var=f"{prefix}{index}.bn.running_var", n_in=n_in, n_out=n_out)
+                for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))]
+
+    @staticmethod
     def layout(sizes, prefix, batch_norm=False):
         """The (name, shape) entries an MLP with layer widths ``sizes`` needs."""
         entries = []
-        for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-            entries += [(f"{prefix}{index}.W", (n_in, n_out)), (f"{prefix}{index}.b", (n_out,))]
+        for layer in MLP._names(sizes, prefix):
+            entries += [(layer["W"], (layer["n_in"], layer["n_out"])), (layer["b"], (layer["n_out"],))]
             if batch_norm:
-                entries += [(f"{prefix}{index}.bn.scale", (n_out,)),
-                            (f"{prefix}{index}.bn.shift", (n_out,))]
+                entries += [(layer["scale"], (layer["n_out"],)), (layer["shift"], (layer["n_out"],))]
         return entries
 
     @staticmethod
@@ -241,8 +248,7 @@ class MLP:
         """The non-trainable arrays (batch norms' running statistics)."""
         if not batch_norm:
             return []
-        return [(f"{prefix}{index}.bn.{kind}", (n_out,))
-                for index, n_out in enumerate(sizes[1:])
+        return [(layer[kind], (layer["n_out"],)) for layer in MLP._names(sizes, prefix)
                 for kind in ("running_mean", "running_var")]
 
     def forward(self, x):

@@ -20,8 +20,11 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import numpyvae as nv
-from numpyvae import (batchnorm, decoders, densities, encoder, kl, layers, likelihoods,
-                      reparameterize)
+from flow_cases import FLOW_PIECE_CASES
+from mixture_cases import MIXTURE_PIECE_CASES
+from numpyvae import (batchnorm, decoders, densities, encoder, flows, kl, layers, likelihoods,
+                      mixture, reparameterize)
+from numpyvae.parts import objectives, posteriors, priors
 from numpyvae.gradcheck import check_layer_backward, check_model_gradients
 
 TOLERANCE = 1e-6
@@ -277,6 +280,90 @@ def decoder(likelihood, hidden, batch_norm=False):
     return factory
 
 
+def encoder_heads(batch_norm=False, samples=0):
+    """An encoder with a flow posterior's five heads, on rows or on (S, N, in) inputs."""
+    def factory(data):
+        rng = generator(data)
+        n, width = (8 if batch_norm else 3), data.draw(sizes)
+        heads = (("mu", 2), ("logvar", 2), ("flow_u", 4), ("flow_w", 4), ("flow_b", 2))
+        params = nv.ParameterDict(encoder.Encoder.layout((5, width), heads, "e", batch_norm),
+                                  dtype=np.float64)
+        grads = params.zeros_like()
+        buffers = nv.ParameterDict(encoder.Encoder.buffer_layout((5, width), "e", batch_norm),
+                                   dtype=np.float64)
+        for name, value in params.items():
+            value[...] = (away_from_zero(rng, value.shape)
+                          if name.endswith(".W") or name.endswith(".scale")
+                          else rng.normal(0.0, 0.5, size=value.shape))
+        for name, value in buffers.items():
+            value[...] = 1.0 if name.endswith("_var") else 0.0
+        network = encoder.Encoder((5, width), heads, "tanh", params, grads, "e",
+                                  batch_norm=batch_norm, buffers=buffers, training=True)
+        lead = lead_axes(samples) + (n,)
+        grad = tuple(rng.normal(size=lead + (size,)) for _, size in heads)
+        return _InputGrad(network, params, grads), {"x": rng.normal(size=lead + (5,))}, grad, None
+    return factory
+
+
+class _InputGrad:
+    """A network with its input gradient switched on, as a checkable piece."""
+
+    def __init__(self, network, params, grads):
+        self.network, self.params, self.grads = network, params, grads
+
+    def forward(self, x):
+        return self.network.forward(x)
+
+    def backward(self, *grads):
+        return self.network.backward(*grads, need_input_grad=True)
+
+
+def posterior_pass(family):
+    """A posterior family's pass: heads and noise in, (z, log q) out."""
+    def factory(data):
+        rng = generator(data)
+        n, d, draws = data.draw(sizes), data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))
+        if family == "gaussian":
+            part = posteriors.DiagonalGaussianPosterior(d)
+        else:
+            part = posteriors.PlanarFlowPosterior(d, data.draw(st.integers(1, 3)))
+        inputs = {name: rng.normal(0.0, 0.7, size=(n, size)) for name, size in part.heads()}
+        if "flow_w" in inputs:   # weights away from 0 and w^T u >= -1.5: d >= 0.2 (flow_cases)
+            inputs["flow_w"] = away_from_zero(rng, inputs["flow_w"].shape)
+            inputs["flow_u"] = np.abs(inputs["flow_u"]) * np.sign(inputs["flow_w"])
+        inputs["eps"] = rng.standard_normal((draws, n, d))
+        grad = (rng.normal(size=(draws, n, d)), rng.normal(size=(draws, n)))
+        return part.bind(), inputs, grad, [name for name, _ in part.heads()]
+    return factory
+
+
+def objective_piece(kind):
+    def factory(data):
+        rng = generator(data)
+        draws, n = data.draw(sizes), data.draw(sizes)
+        grad = rng.normal(size=(n,))
+        if kind == "MonteCarloKL":
+            inputs = {"log_q": rng.normal(size=(draws, n)), "log_prior": rng.normal(size=(draws, n))}
+            return objectives.MonteCarloKL(), inputs, grad, None
+        if kind == "WeightedElbo":
+            inputs = {"log_likelihood": rng.normal(size=(draws, n)), "kl": rng.normal(size=(n,))}
+            return objectives.WeightedElbo(data.draw(floats(0.0, 5.0))), inputs, grad, None
+        if kind == "MeanOverDraws":
+            return objectives.MeanOverDraws(), {"a": rng.normal(size=(draws, n))}, grad, None
+        inputs = {name: rng.normal(size=(draws, n)) for name in ("ll", "lp", "lq")}
+        return objectives.LogWeights(), inputs, rng.normal(size=(draws, n)), None
+    return factory
+
+
+def parameter_source(data):
+    """The mixture prior's arrays as tape values: backward writes what reached them."""
+    rng = generator(data)
+    params = {"logits": rng.normal(size=(3,)), "means": rng.normal(size=(3, 2))}
+    grads = {name: np.zeros_like(value) for name, value in params.items()}
+    source = priors.ParameterSource(params, grads)
+    return source, {}, (rng.normal(size=(3,)), rng.normal(size=(3, 2))), []
+
+
 DECODER_CLASSES = {"bernoulli": "BernoulliDecoder", "gaussian": "GaussianDecoder",
                    "gaussian-fixed": "FixedVarianceGaussianDecoder"}
 HIDDEN = {"h0": (), "h1": (4,), "h2": (4, 3)}
@@ -315,6 +402,15 @@ PIECE_CASES = (
        for likelihood in DECODER_CLASSES for key, hidden in HIDDEN.items()]
     + [(f"{DECODER_CLASSES[likelihood]}-h2-batchnorm", decoder(likelihood, (3, 4), True))
        for likelihood in DECODER_CLASSES]
+    + [("Encoder-flow-heads", encoder_heads()),
+       ("Encoder-flow-heads-batchnorm", encoder_heads(batch_norm=True)),
+       ("Encoder-flow-heads-samples", encoder_heads(samples=2))]
+    + [("DiagonalGaussianPosterior", posterior_pass("gaussian")),
+       ("PlanarFlowPosterior", posterior_pass("planar"))]
+    + [(kind, objective_piece(kind))
+       for kind in ("MonteCarloKL", "WeightedElbo", "MeanOverDraws", "LogWeights")]
+    + [("ParameterSource", parameter_source)]
+    + list(FLOW_PIECE_CASES) + list(MIXTURE_PIECE_CASES)
 )
 
 
@@ -333,7 +429,7 @@ def _piece_classes():
     """Every public class of the piece modules with a backward pass."""
     found = set()
     for module in (layers, batchnorm, densities, kl, likelihoods, reparameterize, encoder,
-                   decoders):
+                   decoders, flows, mixture, objectives, priors):
         for name, value in vars(module).items():
             if (inspect.isclass(value) and value.__module__ == module.__name__
                     and not name.startswith("_") and hasattr(value, "backward")):
@@ -346,6 +442,8 @@ def test_every_piece_class_has_a_case():
     assert len(set(ids)) == len(ids), "case ids must be unique"
     covered = {case_id.split("-")[0] for case_id in ids}
     assert _piece_classes() - covered == set()
+    # The parts' per-pass pieces are private classes: every family has its case.
+    assert {"DiagonalGaussianPosterior", "PlanarFlowPosterior"} <= covered
     assert {"BatchNorm", "Concatenate", "LogMeanExp", "GaussianLogDensity"} <= covered
 
 
@@ -394,6 +492,17 @@ MODEL_CASES = (
         ("cvae-quadrant-gaussian-beta2", "cvae-quadrant", dict(
             image_shape=(4, 4), likelihood="gaussian", beta=2.0, weight_prior_std=1.0,
             weight_prior_scale=0.1)),
+        ("planar-flow-k1", "planar-flow", dict(flow_length=1)),
+        ("planar-flow-k4-L2-gaussian", "planar-flow", dict(flow_length=4, samples=2,
+                                                          likelihood="gaussian")),
+        ("planar-flow-iwae-k3", "planar-flow", dict(flow_length=2, objective="iwae", k=3)),
+        ("planar-flow-batchnorm-beta0.5", "planar-flow", dict(flow_length=3, batch_norm=True,
+                                                             hidden=(4, 3), beta=0.5)),
+        ("vade-c3", "vade", dict(n_components=3)),
+        ("vade-c1-L2-gaussian", "vade", dict(n_components=1, samples=2, likelihood="gaussian")),
+        ("vade-iwae-k3", "vade", dict(n_components=4, objective="iwae", k=3)),
+        ("vade-batchnorm-relu", "vade", dict(n_components=2, batch_norm=True, hidden=(4, 3),
+                                             activation="softplus")),
     ]
 )
 

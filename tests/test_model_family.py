@@ -443,6 +443,8 @@ REGISTRY_OPTIONS = {
     "cvae": dict(x_dim=6, n_classes=4, activation="softplus", z_dim=3),
     "cvae-quadrant": dict(x_dim=20, image_shape=(4, 5), given="top-right", objective="iwae",
                           k=3, seed=9),
+    "planar-flow": dict(x_dim=12, hidden=(6,), z_dim=3, flow_length=4, seed=2),
+    "vade": dict(x_dim=12, hidden=(6,), z_dim=3, n_components=4, seed=4),
 }
 
 

@@ -1,6 +1,6 @@
 """The family of models, one file each, and the registry that names them.
 
-    numpyvae.models.names()                 -> ("cvae", "cvae-quadrant", "iwae", "vae")
+    numpyvae.models.names()                 -> ("cvae", "cvae-quadrant", "iwae", "planar-flow", "vade", "vae")
     numpyvae.models.create(name, **options) -> a model implementing the contract of
                                                numpyvae.models.base
 
@@ -11,6 +11,8 @@ from .base import ElboParts, LatentGaussianModel
 from .cvae import CVAE
 from .cvae_quadrant import QuadrantCVAE
 from .iwae import IWAE
+from .planar_flow import PlanarFlowVAE
+from .vade import VaDE
 from .vae import VAE
 
 REGISTRY = {
@@ -18,6 +20,8 @@ REGISTRY = {
     "iwae": IWAE,
     "cvae": CVAE,
     "cvae-quadrant": QuadrantCVAE,
+    "planar-flow": PlanarFlowVAE,
+    "vade": VaDE,
 }
 
 

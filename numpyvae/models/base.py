@@ -1,35 +1,45 @@
-"""The contract every member of the family implements, and the latent Gaussian
-model that the VAE, IWAE and both CVAEs are configurations of.
+"""The contract every member of the family implements, and the latent variable model
+that every member is a configuration of: networks, a posterior family, a prior and an
+objective, composed on a tape (numpyvae.parts).
 
 The contract (what ``numpyvae.train`` and ``numpyvae.evaluate`` use, nothing more):
 
+    model.name, model.config()       its registry name; the keyword arguments that rebuild it
     model.params, model.grads        ParameterDicts (one flat buffer each)
-    model.buffers                    non-trained state to checkpoint (batch norm)
-    model.loss_and_grads(x, condition=None, eps=None, rng=None) -> (loss, grads)
+    model.buffers, model.rng         non-trained state to checkpoint (batch norm); its noise
+    model.inputs(images, labels)     -> (x, condition): a data set's batch as the model's
+    model.images(x, condition)       -> whole images again, for figures
+    model.loss_and_grads(x, condition=None, eps=None, rng=None, beta=None) -> (loss, grads)
+        ``beta`` overrides the KL weight for this step (a warm-up schedule)
     model.metrics(x, condition=None, eps=None, rng=None) -> {name: (N,) array}
-        always "elbo" (the true ELBO, log_likelihood - kl), "log_likelihood", "kl"
-        and "objective" (what training maximizes, per example)
+        always "elbo" (the true ELBO), "log_likelihood", "kl" and "objective"
     model.log_importance_weights(x, condition=None, rng=None, samples=K) -> (K, N)
-    model.sample(n, rng=None, condition=None), model.encode, model.decode
-    model.inputs(images, labels) -> (x, condition): a data set's batch as the model's
-    model.config() -> the keyword arguments that rebuild it, model.name its registry name
+    model.widest_layer()             sizes evaluation chunks
+    model.latent_point(x, condition) a point in z per example, for figures
+    model.sample(n, rng=None, condition=None), model.decode(z, condition=None)
+    model.figures(directory, images, labels, image_shape, rng, title) -> paths written
+    model.describe()                 what the objective is called, in progress lines
 
-The latent Gaussian model, with an optional condition c (a label or an input):
+and, for every member with a continuous z, ``model.log_joint(x, z, condition)``:
+log p(x, z | c) for z (S, N, D), the quantity the exactness checks integrate.
 
-    q(z|x, c) = N(mu(x, c), diag exp(logvar(x, c)))       the encoder
-    p(z|c)    = N(0, I), or N(mu_p(c), diag exp(logvar_p(c)))  a learned prior network
-    p(x|z, c)                                               the decoder
+The model:
 
-    ELBO(x|c) = E_q[log p(x|z, c)] - KL(q(z|x, c) || p(z|c))
-    objective "elbo":  1/L sum_l log p(x|z_l, c) - beta KL   (beta = 1: the ELBO)
+    q(z|x, c)     a posterior family over the encoder's heads (diagonal Gaussian; planar flow)
+    p(z|c)        a prior (N(0, I); a prior network N(mu_p(c), diag exp(logvar_p(c)));
+                  a Gaussian mixture)
+    p(x|z, c)     the decoder
+
+    objective "elbo":  1/L sum_l log p(x|z_l, c) - beta KL  (closed-form KL where the pair has
+                       one, Monte Carlo otherwise; beta = 1: the ELBO)
     objective "iwae":  log 1/K sum_k w_k,  w_k = p(x|z_k, c) p(z_k|c) / q(z_k|x, c)
 
 Tutorials: 02 (the ELBO), 07 (beta and warm-up), 08 (the IWAE bound and its
-gradient), 09 (conditional VAEs).
+gradient), 09 (conditional VAEs), 10 (flows), 11 (VaDE).
 
 Forward state never lives on the model: every pass (a loss, a metric, an encode)
-builds its own pieces over the shared parameter views, so calling ``model.decode``
-between someone's forward and backward cannot change their gradients.
+builds its own pieces over the shared parameter views and its own tape, so calling
+``model.decode`` between someone's forward and backward cannot change their gradients.
 """
 import math
 from types import SimpleNamespace
@@ -39,12 +49,14 @@ import numpy
 
 from .. import backend
 from ..decoders import DECODERS
-from ..densities import (GaussianLogDensity, LogMeanExp, ReparameterizedLogDensity,
-                         StandardNormalLogDensity)
-from ..encoder import GaussianEncoder
+from ..encoder import Encoder, GaussianEncoder
 from ..kl import KLDiagonalGaussians, KLStandardNormal
 from ..layers import ACTIVATIONS, Concatenate
 from ..parameters import ParameterDict, initialize_weight
+from ..parts.objectives import Elbo, IwaeBound, kl_term, log_weights
+from ..parts.posteriors import DiagonalGaussianPosterior
+from ..parts.priors import ConditionalGaussianPrior, StandardNormalPrior
+from ..parts.tape import Tape
 from ..reparameterize import Reparameterize
 
 OBJECTIVES = ("elbo", "iwae")
@@ -184,16 +196,21 @@ class LatentGaussianModel:
         self.decoder_sizes = ((self.z_dim + self.condition_dim,) + self.decoder_hidden
                               + (self.x_dim,))
         self.prior_sizes = (self.condition_dim,) + self.prior_hidden + (self.z_dim,)
+        # The parts. Each owns the names and shapes of its parameters; the model lays
+        # them out back to back in one buffer (encoder, decoder, prior: the order fixes
+        # the initialization's draws).
+        self.posterior = self.posterior_part()
+        self.prior = self.prior_part()
+        self.objective_part = (IwaeBound(self.k) if objective == "iwae"
+                               else Elbo(self.beta, self.samples))
         decoder_class = DECODERS[likelihood]
         bn = self.batch_norm
-        layout = (GaussianEncoder.layout(self.encoder_sizes, batch_norm=bn)
-                  + decoder_class.layout(self.decoder_sizes, batch_norm=bn))
-        buffer_layout = (GaussianEncoder.buffer_layout(self.encoder_sizes, batch_norm=bn)
-                         + decoder_class.buffer_layout(self.decoder_sizes, batch_norm=bn))
-        if self.learned_prior:
-            layout += GaussianEncoder.layout(self.prior_sizes, "prior", batch_norm=bn)
-            buffer_layout += GaussianEncoder.buffer_layout(self.prior_sizes, "prior",
-                                                           batch_norm=bn)
+        trunk = self.encoder_sizes[:-1]
+        layout = (Encoder.layout(trunk, self.posterior.heads(), "encoder", bn)
+                  + decoder_class.layout(self.decoder_sizes, batch_norm=bn) + self.prior.layout())
+        buffer_layout = (Encoder.buffer_layout(trunk, "encoder", bn)
+                         + decoder_class.buffer_layout(self.decoder_sizes, batch_norm=bn)
+                         + self.prior.buffer_layout())
         self.params = ParameterDict(layout, dtype=self.dtype, xp=self.xp)
         self.grads = self.params.zeros_like()
         self.buffers = ParameterDict(buffer_layout, dtype=self.dtype, xp=self.xp)
@@ -207,6 +224,7 @@ class LatentGaussianModel:
         for name, value in self.buffers.items():
             if name.endswith(".running_var"):
                 value[...] = 1
+        self.initialize_parts(init_rng)
         self.rng = numpy.random.default_rng([self.seed, 1])  # noise stream, apart from init
 
         self._decoder_class = decoder_class
@@ -218,30 +236,45 @@ class LatentGaussianModel:
         # Persistent pieces for code that drives them by hand (tutorials 04-06); the
         # model's own passes never use them.
         pieces = self._pieces(training=True)
-        self.encoder, self.decoder, self.kl = pieces.encoder, pieces.decoder, pieces.kl
-        self.reparameterize = pieces.reparameterize
+        self.encoder, self.decoder = pieces.encoder, pieces.decoder
+        self.kl = KLDiagonalGaussians() if self.learned_prior else KLStandardNormal()
+        self.reparameterize = Reparameterize()
+
+    # ------------------------------------------------------------------- parts
+    def posterior_part(self):
+        """The posterior family q(z|x, c): a diagonal Gaussian unless a member says."""
+        return DiagonalGaussianPosterior(self.z_dim)
+
+    def prior_part(self):
+        """The prior p(z|c): N(0, I), or a prior network of the condition."""
+        if self.learned_prior:
+            return ConditionalGaussianPrior(self.condition_dim, self.prior_hidden, self.z_dim,
+                                            self.activation, self.batch_norm)
+        return StandardNormalPrior(self.z_dim)
+
+    def initialize_parts(self, rng):
+        """Initial values a member's parts need beyond the networks' (none here)."""
 
     # ------------------------------------------------------------------ pieces
     def _pieces(self, training):
-        """Fresh pieces over the shared parameters: one forward/backward pass's state."""
+        """Fresh pieces over the shared parameters and a fresh tape: one pass's state."""
         options = dict(batch_norm=self.batch_norm, buffers=self.buffers, training=training)
-        pieces = SimpleNamespace(
-            encoder=GaussianEncoder(self.encoder_sizes, self.activation, self.params,
-                                    self.grads, **options),
+        encoder = Encoder(self.encoder_sizes[:-1], self.posterior.heads(), self.activation,
+                          self.params, self.grads, **options)
+        if self.posterior.gaussian_heads == ("mu", "logvar") and len(encoder.heads) == 2:
+            encoder.mu_head, encoder.logvar_head = encoder.heads
+        return SimpleNamespace(
+            encoder=encoder,
             decoder=self._decoder_class(self.decoder_sizes, self.activation, self.params,
                                         self.grads, **options, **self._decoder_options),
-            reparameterize=Reparameterize(),
-            kl=KLDiagonalGaussians() if self.learned_prior else KLStandardNormal(),
-            encoder_input=Concatenate(), decoder_input=Concatenate(), prior=None)
-        if self.learned_prior:
-            pieces.prior = GaussianEncoder(self.prior_sizes, self.activation, self.params,
-                                           self.grads, "prior", **options)
-        return pieces
+            posterior=self.posterior.bind(),
+            prior=self.prior.bind(self.params, self.grads, self.buffers, training),
+            tape=Tape())
 
     @staticmethod
     def _batch_norms(pieces):
-        nets = [pieces.encoder, pieces.decoder] + ([pieces.prior] if pieces.prior else [])
-        return [norm for net in nets for norm in net.batch_norms]
+        return [norm for net in (pieces.encoder, pieces.decoder, pieces.prior)
+                for norm in net.batch_norms]
 
     # ------------------------------------------------------------------ config
     def config(self):
@@ -388,85 +421,36 @@ class LatentGaussianModel:
         return self.k if self.objective == "iwae" else self.samples
 
     # ---------------------------------------------------------------- forward
+    def _q_names(self):
+        return tuple(f"q.{name}" for name, _ in self.posterior.heads())
+
     def _forward(self, pieces, x, features, eps):
-        """mu, logvar, z (S, N, D), log p(x|z) (S, N), the prior's (mu_p, logvar_p) or None."""
-        encoder_input = x if features is None else pieces.encoder_input.forward(x, features)
-        mu, logvar = pieces.encoder.forward(encoder_input)
-        z = pieces.reparameterize.forward(mu, logvar, eps)
-        decoder_input = z if features is None else pieces.decoder_input.forward(z, features)
-        log_likelihood = pieces.decoder.log_likelihood(x, decoder_input)
-        prior = pieces.prior.forward(features) if self.learned_prior else None
-        return SimpleNamespace(mu=mu, logvar=logvar, z=z, eps=eps, prior=prior,
-                               log_likelihood=log_likelihood, features=features)
+        """The chain up to the terms every objective uses, on the pass's tape:
+        q's heads, z and log q(z|x) (S, N), log p(x|z) (S, N), the prior's parameters."""
+        tape = pieces.tape
+        tape.constant("x", x)
+        tape.constant("eps", eps)
+        encoder_input = "x"
+        if features is not None:
+            tape.constant("features", features)
+            tape.apply(Concatenate(), ("x", "features"), ("encoder_input",))
+            encoder_input = "encoder_input"
+        q_names = self._q_names()
+        tape.apply(pieces.encoder, (encoder_input,), q_names)
+        tape.apply(pieces.posterior, q_names + ("eps",), ("z", "log_q"), grads_for=q_names)
+        self._log_likelihood(pieces, "z", features)
+        pieces.prior.record(tape)
+        return tape
 
-    def _kl(self, pieces, state):
-        if self.learned_prior:
-            return pieces.kl.forward(state.mu, state.logvar, *state.prior)
-        return pieces.kl.forward(state.mu, state.logvar)
-
-    def _log_weights(self, pieces, state):
-        """log w = log p(x|z) + log p(z|c) - log q(z|x, c): (S, N)."""
-        if self.learned_prior:
-            pieces.log_prior = GaussianLogDensity()
-            log_prior = pieces.log_prior.forward(state.z, *state.prior)
-        else:
-            pieces.log_prior = StandardNormalLogDensity()
-            log_prior = pieces.log_prior.forward(state.z)
-        pieces.log_posterior = ReparameterizedLogDensity()
-        log_posterior = pieces.log_posterior.forward(state.eps, state.logvar)
-        return state.log_likelihood + log_prior - log_posterior
-
-    def _objective(self, pieces, state):
-        """The per-example training objective (N,), keeping what _backward needs."""
-        if self.objective == "iwae":
-            pieces.log_mean_exp = LogMeanExp()
-            return pieces.log_mean_exp.forward(self._log_weights(pieces, state))
-        state.kl = self._kl(pieces, state)
-        return state.log_likelihood.mean(axis=0) - self.beta * state.kl
-
-    # --------------------------------------------------------------- backward
-    def _backward(self, pieces, state, n):
-        """Fill self.grads with d(-mean objective)/d theta (the weight prior apart)."""
-        xp, draws = self.xp, state.z.shape[0]
-        grad_prior = None
-        if self.objective == "iwae":
-            # d(-1/N sum_n log mean_k w_kn) / d log w_kn = -w~_kn / N
-            grad_log_weights = pieces.log_mean_exp.backward(
-                xp.full((n,), -1.0 / n, dtype=self.dtype))
-            grad_decoder_input = pieces.decoder.backward(grad_log_weights)
-            grad_z = self._decoder_input_backward(pieces, state, grad_decoder_input)
-            if self.learned_prior:
-                grad_z_prior, grad_mu_p, grad_logvar_p = pieces.log_prior.backward(
-                    grad_log_weights)
-                grad_prior = (grad_mu_p, grad_logvar_p)
-            else:
-                grad_z_prior = pieces.log_prior.backward(grad_log_weights)
-            grad_z += grad_z_prior
-            grad_mu, grad_logvar = pieces.reparameterize.backward(grad_z)
-            grad_logvar -= pieces.log_posterior.backward(grad_log_weights)
-        else:
-            # d loss / d log p(x|z_l) = -1/(L N); d loss / d KL_n = beta / N.
-            grad_log_likelihood = xp.full((draws, n), -1.0 / (draws * n), dtype=self.dtype)
-            grad_decoder_input = pieces.decoder.backward(grad_log_likelihood)
-            grad_z = self._decoder_input_backward(pieces, state, grad_decoder_input)
-            grad_mu, grad_logvar = pieces.reparameterize.backward(grad_z)
-            grad_kl = xp.full((n,), self.beta / n, dtype=self.dtype)
-            if self.learned_prior:
-                grad_mu_kl, grad_logvar_kl, grad_mu_p, grad_logvar_p = pieces.kl.backward(grad_kl)
-                grad_prior = (grad_mu_p, grad_logvar_p)
-            else:
-                grad_mu_kl, grad_logvar_kl = pieces.kl.backward(grad_kl)
-            grad_mu += grad_mu_kl
-            grad_logvar += grad_logvar_kl
-        pieces.encoder.backward(grad_mu, grad_logvar)
-        if grad_prior is not None:
-            pieces.prior.backward(*grad_prior)
-
-    @staticmethod
-    def _decoder_input_backward(pieces, state, grad_decoder_input):
-        if state.features is None:
-            return grad_decoder_input
-        return pieces.decoder_input.backward(grad_decoder_input)[0]   # the z part of [z, c]
+    def _log_likelihood(self, pieces, z, features):
+        """log p(x|z, c) on the tape, from the tape's value ``z``."""
+        tape = pieces.tape
+        decoder_input = z
+        if features is not None:
+            tape.apply(Concatenate(), (z, "features"), ("decoder_input",), grads_for=(z,))
+            decoder_input = "decoder_input"
+        return tape.apply(pieces.decoder, ("x", decoder_input), ("log_likelihood",),
+                          grads_for=(decoder_input,), method="log_likelihood")
 
     # ------------------------------------------------------------- public API
     def weight_prior_penalty(self):
@@ -482,29 +466,44 @@ class LatentGaussianModel:
         eps = self._noise(x.shape[0], eps, rng, self._draws() if count is None else count)
         return x, features, eps
 
-    def _training_pass(self, x, condition, eps, rng, samples):
-        """The loss's forward pass in training mode: (loss, pieces, state, N)."""
+    def _check_beta(self, beta):
+        if beta is None:
+            return None
+        beta = _finite_number(beta, "beta (the KL weight)", 0.0)
+        if self.objective == "iwae" and beta != 1.0:
+            raise ValueError(f"beta = {beta} has no meaning for the IWAE bound: use "
+                             "objective='elbo' for a beta-VAE, or beta = 1.")
+        return beta
+
+    def _training_pass(self, x, condition, eps, rng, samples, beta, objective=None):
+        """The loss's forward pass in training mode: (loss, pieces, N)."""
+        beta = self._check_beta(beta)
         x, features, eps = self._prepare(x, condition, eps, rng, samples)
         pieces = self._pieces(training=True)
-        state = self._forward(pieces, x, features, eps)
-        loss = -self._objective(pieces, state).mean() + self.weight_prior_penalty()
-        return loss, pieces, state, x.shape[0]
+        tape = self._forward(pieces, x, features, eps)
+        objective = (objective or self.objective_part).record(tape, self.posterior,
+                                                              pieces.prior, beta)
+        loss = -objective.mean() + self.weight_prior_penalty()
+        return loss, pieces, x.shape[0]
 
-    def loss(self, x, condition=None, eps=None, rng=None, samples=None):
+    def loss(self, x, condition=None, eps=None, rng=None, samples=None, beta=None):
         """-mean objective (+ the weight prior's penalty): the scalar training minimizes
-        (batch norm in training mode, as in loss_and_grads; running statistics unmoved)."""
-        return self._training_pass(x, condition, eps, rng, samples)[0]
+        (batch norm in training mode, as in loss_and_grads; running statistics unmoved).
+        ``beta`` replaces the model's KL weight for this call (a warm-up schedule)."""
+        return self._training_pass(x, condition, eps, rng, samples, beta)[0]
 
-    def loss_and_grads(self, x, condition=None, eps=None, rng=None, samples=None):
+    def loss_and_grads(self, x, condition=None, eps=None, rng=None, samples=None, beta=None):
         """The loss and its gradient with respect to every array in ``params``.
 
         ``eps`` (N, z_dim) or (L or K, N, z_dim) fixes the noise, making the loss a
-        deterministic function of the parameters. The returned ``grads`` is the
-        model's own gradient buffer: overwritten by the next call, so copy it to keep it.
-        A call in training mode also moves batch norms' running statistics.
+        deterministic function of the parameters. ``beta`` replaces the KL weight for
+        this step. The returned ``grads`` is the model's own gradient buffer: overwritten
+        by the next call, so copy it to keep it. A call in training mode also moves
+        batch norms' running statistics.
         """
-        loss, pieces, state, n = self._training_pass(x, condition, eps, rng, samples)
-        self._backward(pieces, state, n)
+        loss, pieces, n = self._training_pass(x, condition, eps, rng, samples, beta)
+        # d(-1/N sum_n objective_n) / d objective_n = -1/N; the tape does the rest.
+        pieces.tape.backward({"objective": self.xp.full((n,), -1.0 / n, dtype=self.dtype)})
         for norm in self._batch_norms(pieces):
             norm.update_running_statistics()
         if self.weight_prior_std is not None:
@@ -514,16 +513,13 @@ class LatentGaussianModel:
 
     def metrics(self, x, condition=None, eps=None, rng=None):
         """Per-example (N,) arrays: "elbo" (log_likelihood - kl, the true bound),
-        "log_likelihood" (1/S sum_s log p(x|z_s, c)), "kl" (closed form) and
-        "objective" (the training objective; the IWAE bound for objective "iwae").
-        Batch norm in evaluation mode."""
-        pieces, state, parts = self._evaluation_pass(x, condition, eps, rng, None)
+        "log_likelihood" (1/S sum_s log p(x|z_s, c)), "kl" (closed form where the
+        posterior/prior pair has one, else Monte Carlo) and "objective" (the training
+        objective; the IWAE bound for objective "iwae"). Batch norm in evaluation mode."""
+        pieces, tape, parts = self._evaluation_pass(x, condition, eps, rng, None)
         elbo, log_likelihood, kl = parts
         result = {"elbo": elbo, "log_likelihood": log_likelihood, "kl": kl}
-        if self.objective == "iwae":
-            result["objective"] = LogMeanExp().forward(self._log_weights(pieces, state))
-        else:
-            result["objective"] = log_likelihood - self.beta * kl
+        result["objective"] = self.objective_part.record(tape, self.posterior, pieces.prior)
         return result
 
     def elbo(self, x, condition=None, eps=None, rng=None, samples=None):
@@ -533,13 +529,13 @@ class LatentGaussianModel:
         return self._evaluation_pass(x, condition, eps, rng, count)[2]
 
     def _evaluation_pass(self, x, condition, eps, rng, count):
-        """A forward pass in evaluation mode: (pieces, state, ElboParts)."""
+        """A forward pass in evaluation mode: (pieces, tape, ElboParts)."""
         x, features, eps = self._prepare(x, condition, eps, rng, count)
         pieces = self._pieces(training=False)
-        state = self._forward(pieces, x, features, eps)
-        kl = self._kl(pieces, state)
-        log_likelihood = state.log_likelihood.mean(axis=0)
-        return pieces, state, ElboParts(log_likelihood - kl, log_likelihood, kl)
+        tape = self._forward(pieces, x, features, eps)
+        kl = kl_term(tape, self.posterior, pieces.prior)
+        log_likelihood = tape["log_likelihood"].mean(axis=0)
+        return pieces, tape, ElboParts(log_likelihood - kl, log_likelihood, kl)
 
     def log_importance_weights(self, x, condition=None, eps=None, rng=None, samples=None):
         """log w_k = log p(x|z_k, c) + log p(z_k|c) - log q(z_k|x, c), z_k ~ q: (K, N).
@@ -550,15 +546,56 @@ class LatentGaussianModel:
         count = 1 if samples is None else positive_int(samples, "samples (K)")
         x, features, eps = self._prepare(x, condition, eps, rng, count)
         pieces = self._pieces(training=False)
-        return self._log_weights(pieces, self._forward(pieces, x, features, eps))
+        return log_weights(self._forward(pieces, x, features, eps), pieces.prior)
+
+    def log_joint(self, x, z, condition=None):
+        """log p(x, z | c) = log p(x|z, c) + log p(z|c) for z (S, N, z_dim): (S, N).
+        Batch norm in evaluation mode. What the exactness checks integrate over z."""
+        x = self._data(x)
+        features = self._features(condition, x.shape[0])
+        z = self.xp.asarray(z, dtype=self.dtype)
+        if z.ndim != 3 or z.shape[1:] != (x.shape[0], self.z_dim):
+            raise ValueError(f"z must have shape (S, N, z_dim) = (S, {x.shape[0]}, "
+                             f"{self.z_dim}), got {tuple(z.shape)}.")
+        pieces = self._pieces(training=False)
+        tape = pieces.tape
+        tape.constant("x", x)
+        tape.constant("z", z)
+        if features is not None:
+            tape.constant("features", features)
+        log_likelihood = self._log_likelihood(pieces, "z", features)
+        pieces.prior.record(tape)
+        return log_likelihood + pieces.prior.log_density(tape, "z")
+
+    def log_prior(self, z, condition=None):
+        """log p(z|c) for z (S, N, z_dim): (S, N). Batch norm in evaluation mode."""
+        z = self.xp.asarray(z, dtype=self.dtype)
+        features = self._features(condition, z.shape[-2])
+        pieces = self._pieces(training=False)
+        tape = pieces.tape
+        tape.constant("z", z)
+        if features is not None:
+            tape.constant("features", features)
+        pieces.prior.record(tape)
+        return pieces.prior.log_density(tape, "z")
 
     def encode(self, x, condition=None):
-        """mu, logvar of q(z|x, c), each (N, z_dim)."""
+        """The encoder's heads for x: (mu, logvar) of q(z|x, c), each (N, z_dim), for a
+        diagonal Gaussian posterior (a flow's base Gaussian, then its parameters)."""
         x = self._data(x)
         features = self._features(condition, x.shape[0])
         pieces = self._pieces(training=False)
-        encoder_input = x if features is None else pieces.encoder_input.forward(x, features)
+        encoder_input = x if features is None else Concatenate().forward(x, features)
         return pieces.encoder.forward(encoder_input)
+
+    def latent_point(self, x, condition=None):
+        """One point in z per example, (N, z_dim), for figures: the posterior at zero
+        noise (q's mean for a diagonal Gaussian; the flow of the base mean for a flow)."""
+        x = self._data(x)
+        features = self._features(condition, x.shape[0])
+        eps = self.xp.zeros((1, x.shape[0], self.z_dim), dtype=self.dtype)
+        pieces = self._pieces(training=False)
+        return self._forward(pieces, x, features, eps)["z"][0]
 
     def _decoder_input(self, pieces, z, condition):
         z = self.xp.asarray(z, dtype=self.dtype)
@@ -566,7 +603,7 @@ class LatentGaussianModel:
             raise ValueError(f"z must have shape (N, z_dim) = (N, {self.z_dim}), got "
                              f"{tuple(z.shape)}.")
         features = self._features(condition, z.shape[-2])
-        return z if features is None else pieces.decoder_input.forward(z, features)
+        return z if features is None else Concatenate().forward(z, features)
 
     def decode(self, z, condition=None):
         """E[x|z, c], (N, x_dim): sigma(logits) for Bernoulli, the mean for Gaussians."""
@@ -574,24 +611,23 @@ class LatentGaussianModel:
         return pieces.decoder.mean(self._decoder_input(pieces, z, condition))
 
     def prior_parameters(self, condition=None, n=None):
-        """mu_p, logvar_p of p(z|c), each (n, z_dim): the prior network's output, or zeros
-        for N(0, I). n defaults to the condition's rows (1 without a condition)."""
+        """mu_p, logvar_p of a Gaussian p(z|c), each (n, z_dim): the prior network's
+        output, or zeros for N(0, I). n defaults to the condition's rows (1 without a
+        condition)."""
         rows = n if condition is None or n is not None else len(condition)
         features = self._features(condition, rows)   # validates the condition
         if not self.learned_prior:
             zeros = self.xp.zeros((rows or 1, self.z_dim), dtype=self.dtype)
             return zeros, zeros.copy()
-        return self._pieces(training=False).prior.forward(features)
+        return self._pieces(training=False).prior.parameters(features, rows)
 
     def prior_sample(self, n, rng=None, condition=None):
         """n draws z ~ p(z|c): (n, z_dim)."""
         n = positive_int(n, "n")
         generator = as_generator(rng, self.rng)
+        features = self._features(condition, n)
         eps = self.xp.asarray(generator.standard_normal((n, self.z_dim)), dtype=self.dtype)
-        if not self.learned_prior:
-            return eps
-        mu, logvar = self.prior_parameters(condition, n)
-        return mu + self.xp.exp(0.5 * logvar) * eps
+        return self._pieces(training=False).prior.sample(eps, features, generator)
 
     def sample(self, n, rng=None, mean=True, condition=None):
         """n samples from the model: z ~ p(z|c), then E[x|z, c] (``mean=True``, what

@@ -1,0 +1,110 @@
+"""Variational Deep Embedding (Jiang et al., 2017): a VAE whose prior is a Gaussian
+mixture, so that the clusters of the mixture cluster the data.
+
+    p(c) = pi_c (pi = softmax(logits)),  p(z|c) = N(mu_c, diag sigma_c^2),  p(x|z) the decoder
+    q(z|x) = N(mu(x), diag sigma^2(x)),  q(c|x) = gamma = p(c|z) at the sampled z
+
+    bound(x) = 1/L sum_l log p(x|z_l) - R(x),   R: the mixture's KL term in closed form
+    (numpyvae.mixture.VadeKL; tutorials/11_vade.ipynb)
+
+The paper's protocol starts from an autoencoder (``pretrain``: the networks trained on
+log p(x|z = mu(x))) and a diagonal Gaussian mixture fitted by EM to the codes mu(x)
+(``fit_prior``), then trains everything on the bound. ``cluster_probabilities(x)`` is
+gamma at z = mu(x), the cluster assignment the paper's accuracy is measured on.
+"""
+import numpy
+
+from .. import backend
+from ..inference.gmm import fit_diagonal_gmm
+from ..mixture import responsibilities
+from ..optim import Adam
+from ..parts.objectives import Reconstruction
+from ..parts.priors import MIXTURE_NAMES, GaussianMixturePrior
+from .base import LatentGaussianModel, as_generator, positive_int
+
+
+class VaDE(LatentGaussianModel):
+    """``nv.VAE``'s options plus ``n_components``, the clusters of the mixture prior."""
+
+    name = "vade"
+
+    def __init__(self, x_dim, n_components=10, **options):
+        self.n_components = positive_int(n_components, "n_components")
+        super().__init__(x_dim, **options)
+
+    def prior_part(self):
+        return GaussianMixturePrior(self.z_dim, self.n_components)
+
+    def initialize_parts(self, rng):
+        """Equal weights, unit variances, means drawn N(0, I): a prior that the EM fit
+        of ``fit_prior`` replaces in the paper's protocol."""
+        logits, means, logvars = (self.params[name] for name in MIXTURE_NAMES)
+        logits[...] = 0
+        means[...] = backend.to_device(rng.standard_normal(means.shape), self.xp, means.dtype)
+        logvars[...] = 0
+
+    def config(self):
+        return dict(super().config(), n_components=self.n_components)
+
+    # ------------------------------------------------------------- clustering
+    def cluster_probabilities(self, x, condition=None):
+        """gamma = p(c|z) at z = mu(x): (N, n_components), rows summing to 1."""
+        mu = self.encode(x, condition)[0]
+        logits, means, logvars = (self.params[name] for name in MIXTURE_NAMES)
+        return responsibilities(mu, logits, means, logvars)
+
+    # ------------------------------------------------------------ pretraining
+    def reconstruction_loss_and_grads(self, x, condition=None):
+        """-1/N sum_n log p(x_n|z = mu(x_n)) and its gradient: the autoencoder of the
+        pretraining (zero noise, so the log-variance head gets no gradient)."""
+        n = int(x.shape[0])
+        eps = numpy.zeros((1, n, self.z_dim), dtype=self.dtype)
+        loss, pieces, n = self._training_pass(x, condition, eps, None, None, None,
+                                              objective=Reconstruction())
+        pieces.tape.backward({"objective": self.xp.full((n,), -1.0 / n, dtype=self.dtype)})
+        for norm in self._batch_norms(pieces):
+            norm.update_running_statistics()
+        return loss, self.grads
+
+    def pretrain(self, batches, steps, lr=0.001, progress=None):
+        """Train the encoder's mean and the decoder as an autoencoder for ``steps``
+        minibatches from ``batches()`` (a callable returning (x, condition)), Adam at lr.
+        The prior's arrays get no gradient and stay put. Returns the last loss."""
+        optimizer = Adam(lr=lr)
+        optimizer.initialize_state(self.params)
+        loss = None
+        for step in range(int(steps)):
+            x, condition = batches()
+            loss, grads = self.reconstruction_loss_and_grads(x, condition)
+            optimizer.step(self.params, grads)
+            if progress is not None:
+                progress(step + 1, backend.to_float(loss))
+        return loss
+
+    def fit_prior(self, codes, rng=None, **options):
+        """Set pi, mu_c, sigma_c^2 from a diagonal Gaussian mixture fitted by EM to
+        ``codes`` (N, z_dim), typically mu(x) over the training set. Returns the fit."""
+        generator = as_generator(rng, self.rng)
+        codes = numpy.asarray(backend.to_numpy(codes), dtype=numpy.float64)
+        gmm = fit_diagonal_gmm(codes, self.n_components, generator, **options)
+        logits, means, logvars = (self.params[name] for name in MIXTURE_NAMES)
+        logits[...] = backend.to_device(numpy.log(gmm.weights), self.xp, logits.dtype)
+        means[...] = backend.to_device(gmm.means, self.xp, means.dtype)
+        logvars[...] = backend.to_device(numpy.log(gmm.variances), self.xp, logvars.dtype)
+        return gmm
+
+    # ---------------------------------------------------------------- figures
+    def figures(self, directory, images, labels, image_shape, rng, title=""):
+        """Samples from each cluster (one row per component, z ~ N(mu_c, sigma_c^2))."""
+        from .. import figures
+
+        generator = as_generator(rng, self.rng)
+        columns = 10
+        logits, means, logvars = (backend.to_numpy(self.params[name]) for name in MIXTURE_NAMES)
+        order = numpy.argsort(-logits)           # the heaviest clusters first
+        eps = generator.standard_normal((self.n_components, columns, self.z_dim))
+        z = means[order][:, None, :] + numpy.exp(0.5 * logvars[order])[:, None, :] * eps
+        decoded = backend.to_numpy(self.decode(z.reshape(-1, self.z_dim)))
+        return [figures.image_grid(decoded, image_shape, directory / "cluster_samples.png",
+                                   columns, f"one row per mixture component, heaviest first "
+                                            f"({title})")]

@@ -1,0 +1,138 @@
+"""Objectives: what training maximizes per example, as pieces on the tape.
+
+    Elbo(beta):  1/S sum_s log p(x|z_s) - beta KL,  the KL in closed form where the
+                 posterior/prior pair has one (``prior.kl``), else Monte Carlo:
+                 KL ~ 1/S sum_s (log q(z_s|x) - log p(z_s))        (beta = 1: the ELBO;
+                 with the mixture prior, VaDE's bound)
+    IwaeBound:   log 1/K sum_k w_k,  log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)
+
+``kl_term`` and ``log_weights`` put the terms on the tape; the objectives only combine
+them. Tutorials: 02 (the ELBO), 07 (beta), 08 (the IWAE bound and its gradient).
+"""
+from .. import backend
+from ..densities import LogMeanExp
+
+
+class MonteCarloKL:
+    """KL ~ 1/S sum_s (log q(z_s|x) - log p(z_s)): (S, N), (S, N) -> (N,).
+    Backward: d/dlog q = g / S, d/dlog p = -g / S."""
+
+    params = grads = {}
+
+    def forward(self, log_q, log_prior):
+        self.draws = log_q.shape[0]
+        return (log_q - log_prior).mean(axis=0)
+
+    def backward(self, grad_out):
+        xp = backend.namespace_of(grad_out)
+        grad = xp.broadcast_to(grad_out / self.draws, (self.draws,) + grad_out.shape).copy()
+        return grad, -grad
+
+
+class LogWeights:
+    """log w = log p(x|z) + log p(z) - log q(z|x), each (S, N). Backward: (g, g, -g)."""
+
+    params = grads = {}
+
+    def forward(self, log_likelihood, log_prior, log_q):
+        return log_likelihood + log_prior - log_q
+
+    def backward(self, grad_out):
+        return grad_out, grad_out, -grad_out
+
+
+class WeightedElbo:
+    """1/S sum_s log p(x|z_s) - beta KL: (S, N), (N,) -> (N,).
+    Backward: d/dlog p(x|z_s) = g / S, d/dKL = -beta g."""
+
+    params = grads = {}
+
+    def __init__(self, beta):
+        self.beta = beta
+
+    def forward(self, log_likelihood, kl):
+        self.draws = log_likelihood.shape[0]
+        return log_likelihood.mean(axis=0) - self.beta * kl
+
+    def backward(self, grad_out):
+        xp = backend.namespace_of(grad_out)
+        grad_log_likelihood = xp.broadcast_to(grad_out / self.draws,
+                                              (self.draws,) + grad_out.shape).copy()
+        return grad_log_likelihood, -self.beta * grad_out
+
+
+def kl_term(tape, posterior, prior_pass, out="kl"):
+    """Put a KL(q || p) estimate (N,) on the tape: the pair's closed form where it has
+    one, else 1/S sum_s (log q - log p)."""
+    if posterior.gaussian_heads is not None:
+        names = tuple(f"q.{name}" for name in posterior.gaussian_heads)
+        closed = prior_pass.kl(tape, names, "z", out)
+        if closed is not None:
+            return closed
+    log_prior = tape["log_prior"] if "log_prior" in tape else prior_pass.log_density(tape, "z")
+    return tape.apply(MonteCarloKL(), ("log_q", "log_prior"), (out,),
+                      grads_for=("log_q", "log_prior"))
+
+
+def log_weights(tape, prior_pass, out="log_weights"):
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) on the tape: (S, N)."""
+    if "log_prior" not in tape:
+        prior_pass.log_density(tape, "z")
+    names = ("log_likelihood", "log_prior", "log_q")
+    return tape.apply(LogWeights(), names, (out,), grads_for=names)
+
+
+class Elbo:
+    """The (beta-weighted) ELBO; ``draws`` are L, the z samples per example."""
+
+    name = "elbo"
+
+    def __init__(self, beta=1.0, draws=1):
+        self.beta, self.draws = beta, draws
+
+    def record(self, tape, posterior, prior_pass, beta=None):
+        kl_term(tape, posterior, prior_pass)
+        weight = self.beta if beta is None else beta
+        return tape.apply(WeightedElbo(weight), ("log_likelihood", "kl"), ("objective",),
+                          grads_for=("log_likelihood", "kl"))
+
+
+class IwaeBound:
+    """L_K = log 1/K sum_k w_k (Burda et al., 2016); ``draws`` are K. Its gradient,
+    sum_k w~_k grad log w_k, is LogMeanExp's backward replayed through log w."""
+
+    name = "iwae"
+
+    def __init__(self, draws=1):
+        self.draws = draws
+        self.beta = 1.0
+
+    def record(self, tape, posterior, prior_pass, beta=None):
+        log_weights(tape, prior_pass)
+        return tape.apply(LogMeanExp(), ("log_weights",), ("objective",),
+                          grads_for=("log_weights",))
+
+
+class MeanOverDraws:
+    """1/S sum_s a_s: (S, N) -> (N,). Backward: g / S to every draw."""
+
+    params = grads = {}
+
+    def forward(self, a):
+        self.draws = a.shape[0]
+        return a.mean(axis=0)
+
+    def backward(self, grad_out):
+        xp = backend.namespace_of(grad_out)
+        return xp.broadcast_to(grad_out / self.draws, (self.draws,) + grad_out.shape).copy()
+
+
+class Reconstruction:
+    """1/S sum_s log p(x|z_s): an autoencoder's objective when the noise is zero
+    (z = the posterior's mean), how VaDE's networks are pretrained."""
+
+    name = "reconstruction"
+
+    def record(self, tape, posterior, prior_pass, beta=None):
+        return tape.apply(MeanOverDraws(), ("log_likelihood",), ("objective",),
+                          grads_for=("log_likelihood",))
