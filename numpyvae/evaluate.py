@@ -56,6 +56,10 @@ def build_parser():
     add("--seed", type=non_negative_int, default=0, help="seeds the evaluation noise")
     add("--data-dir", help="data directory (default: the run's, else $NUMPYVAE_DATA or cache)")
     add("--backend", choices=("numpy", "cupy"), help="array backend")
+    add("--cluster", action="store_true",
+        help="clustering accuracy (best one-to-one matching of clusters to labels) and NMI of "
+             "a clustering model (vade) instead of the likelihoods; on the split, and on "
+             "train and test pooled when the run trained on them pooled")
     return parser
 
 
@@ -154,8 +158,59 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
     return result
 
 
+def cluster_assignments(model, images, labels, batch=1000):
+    """argmax_c q(c|x) of every row, in batches: (N,) host ints."""
+    parts = []
+    for start in range(0, int(images.shape[0]), batch):
+        rows = None if labels is None else labels[start:start + batch]
+        x, condition = model.inputs(images[start:start + batch], rows)
+        parts.append(backend.to_numpy(model.cluster_probabilities(x, condition)).argmax(axis=1))
+    return numpy.concatenate(parts)
+
+
+def evaluate_clustering(run_dir, split="test", data_dir=None, stream=None):
+    """Accuracy under the best matching of clusters to labels, and NMI, of RUN_DIR's
+    clustering model on ``split`` (and on train + test pooled for a pooled run)."""
+    from .inference.clustering import cluster_accuracy, normalized_mutual_information
+
+    model, config, meta = load_model(run_dir)
+    if not hasattr(model, "cluster_probabilities"):
+        raise UsageError(f"--cluster needs a clustering model (vade); {run_dir} holds a "
+                         f"{rundir.model_name(config)} model.")
+    data_dir = data_dir if data_dir is not None else config.get("data_dir")
+    stream = sys.stderr if stream is None else stream
+    splits = [split]
+    if config.get("settings", {}).get("pool_splits"):
+        splits.append("train+test")
+    result = dict(dataset=config["dataset"], model=rundir.model_name(config), kind="cluster",
+                  samples_seen=int(meta["samples_seen"]), split=split, seed=0, k=0,
+                  subset="all", n_examples=0, pooled=bool(len(splits) > 1))
+    for name in splits:
+        parts = [name] if name != "train+test" else ["train", "test"]
+        loaded = [load_split(config, part, data_dir, 0) for part in parts]
+        images = numpy.concatenate([images for images, _ in loaded])
+        labels = numpy.concatenate([labels for _, labels in loaded])
+        if labels is None or labels.dtype == object:
+            raise UsageError(f"{config['dataset']} has no labels to score clusters against.")
+        assigned = cluster_assignments(model, backend.to_device(images), None)
+        accuracy, mapping = cluster_accuracy(labels, assigned)
+        nmi = normalized_mutual_information(labels, assigned)
+        result[name] = dict(examples=int(len(labels)), accuracy=float(accuracy), nmi=float(nmi),
+                            clusters_used=int(len(numpy.unique(assigned))),
+                            mapping={str(k): int(v) for k, v in mapping.items()})
+        print(f"{config['dataset']} {name} ({len(labels)} examples): clustering accuracy "
+              f"{100 * accuracy:.2f}%, NMI {nmi:.4f}, {result[name]['clusters_used']} clusters "
+              "used", file=stream)
+    result["n_examples"] = result[split]["examples"]
+    path = save_result(run_dir, result)
+    print(f"Written to {path}", file=stream)
+    return result
+
+
 def result_key(result):
     """What an evaluation measured: split, K, subset and seed (and the training budget)."""
+    if result.get("kind") == "cluster":
+        return f"cluster-{result['split']}-at{result['samples_seen']}"
     subset = "all" if result["subset"] == "all" else f"n{result['n_examples']}"
     return (f"{result['split']}-k{result['k']}-{subset}-seed{result['seed']}"
             f"-at{result['samples_seen']}")
@@ -190,9 +245,12 @@ def main(argv=None):
     try:
         if args.backend is not None:
             backend.set_backend(args.backend)
-        evaluate(args.run_dir, k=args.k, n_test=args.n_test, draws=args.draws, split=args.split,
-                 batch=args.batch, max_floats=args.max_floats, seed=args.seed,
-                 data_dir=args.data_dir)
+        if args.cluster:
+            evaluate_clustering(args.run_dir, split=args.split, data_dir=args.data_dir)
+        else:
+            evaluate(args.run_dir, k=args.k, n_test=args.n_test, draws=args.draws,
+                     split=args.split, batch=args.batch, max_floats=args.max_floats,
+                     seed=args.seed, data_dir=args.data_dir)
     except (UsageError, backend.BackendError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

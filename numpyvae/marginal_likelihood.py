@@ -92,12 +92,15 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
     return result
 
 
-def batched_metrics(model, x, condition, rng, batch_size=1000):
-    """``model.metrics`` over x in batches: name -> host float64 (N,) arrays."""
+def batched_metrics(model, x, condition, rng, batch_size=1000, beta=None):
+    """``model.metrics`` over x in batches: name -> host float64 (N,) arrays. ``beta``:
+    the KL weight of the "objective" metric (a warm-up's current one)."""
     result = {}
     n = int(x.shape[0])
     for start in range(0, n, batch_size):
         conditioned = {} if condition is None else {"condition": condition[start:start + batch_size]}
+        if beta is not None:
+            conditioned["beta"] = beta
         values = model.metrics(x[start:start + batch_size], rng=rng, **conditioned)
         for name, value in values.items():
             result.setdefault(name, numpy.zeros(n))[start:start + batch_size] = backend.to_numpy(value)

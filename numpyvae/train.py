@@ -72,13 +72,27 @@ DATASET_DEFAULTS = {
 RUN_SETTINGS = ("hidden", "z_dim", "likelihood", "activation", "output_activation",
                 "optimizer", "lr", "batch_size", "mc_samples", "beta", "weight_prior_std",
                 "init", "init_std", "seed", "dtype", "model", "decoder_hidden", "batch_norm",
-                "objective", "k", "beta_warmup", "lr_schedule", "adam_eps")
+                "objective", "k", "beta_warmup", "lr_schedule", "adam_eps", "binarize",
+                "pool_splits")
 FAMILY_DEFAULTS = dict(model="vae", decoder_hidden=None, batch_norm=False, objective=None,
-                       k=None, beta_warmup=None, lr_schedule=None, adam_eps=None)
+                       k=None, beta_warmup=None, lr_schedule=None, adam_eps=None,
+                       binarize=None, pool_splits=False)
 LIST_SETTINGS = ("hidden", "decoder_hidden")
 TEST_SPLIT = "test"
 # Burda et al. (2016), sec. 5: Adam, 3^i epochs at lr 0.001 * 10^(-i/7), i = 0..7.
 IWAE_SCHEDULE_STAGES = 8
+# Jiang et al.'s VaDE code: lr times 0.9 every 10 epochs, never below 0.0002.
+VADE_DECAY, VADE_DECAY_EPOCHS, VADE_MIN_LR = 0.9, 10, 0.0002
+
+
+def member_options():
+    """Every registered member's own options (numpyvae.models.base.Option), by name,
+    with the members that have each."""
+    found = {}
+    for name in models.names():
+        for option in models.model_class(name).member_options():
+            found.setdefault(option.name, (option, []))[1].append(name)
+    return found
 
 
 # --------------------------------------------------------------------- arguments
@@ -123,8 +137,9 @@ def build_parser():
     add("--k", type=positive_int, help="importance samples K of the iwae objective (iwae: 5)")
     add("--optimizer", choices=sorted(OPTIMIZERS), help="adagrad (AEVB), sgd or adam")
     add("--lr", type=positive_float, help="step size (0.01)")
-    add("--lr-schedule", choices=("iwae",),
-        help="iwae: Burda et al.'s 3^i epochs at lr * 10^(-i/7), i = 0..7 (3280 epochs)")
+    add("--lr-schedule", choices=("iwae", "vade"),
+        help="iwae: Burda et al.'s 3^i epochs at lr * 10^(-i/7), i = 0..7 (3280 epochs); "
+             "vade: lr * 0.9 every 10 epochs, at least 0.0002 (Jiang et al.'s code)")
     add("--adam-eps", type=positive_float, help="Adam's epsilon (1e-8; the IWAE paper used 1e-4)")
     add("--batch-size", type=positive_int, help="minibatch size M (100)")
     add("--mc-samples", type=positive_int, help="L, z samples per example (1)")
@@ -134,6 +149,15 @@ def build_parser():
     add("--weight-prior-std", type=prior_std,
         help="std of the N(0, s^2 I) prior on all parameters, scaled by 1/n_train (1.0; 0 or none disables)")
     add("--init", choices=("normal", "glorot"), help="normal = N(0, init_std^2) (AEVB)")
+    add("--no-binarize", dest="binarize", action="store_const", const=False, default=None,
+        help="train a Bernoulli decoder on grey levels (the cross-entropy, as VaDE does) "
+             "instead of a fresh binarization per minibatch")
+    add("--pool-splits", action="store_const", const=True, default=None,
+        help="train on the training and test splits pooled (VaDE's MNIST protocol); the "
+             "test metrics are then not held out")
+    for option, owners in member_options().values():
+        add(option.flag, type=option.parse, help=f"{option.help}; default {option.default}"
+            + ("" if len(owners) > 1 else f" (--model {owners[0]} only)"))
     add("--init-std", type=positive_float, help="std of the normal initialization (0.01)")
     add("--seed", type=non_negative_int, help="seeds initialization, noise and data order (0)")
     add("--dtype", choices=("float32", "float64"), help="float32 (default) or float64")
@@ -172,22 +196,38 @@ def _given(args, name):
     return value
 
 
+def run_setting_names(model_name):
+    """The settings a run of this member keeps: the common ones and the member's own."""
+    return RUN_SETTINGS + tuple(option.name for option in
+                                models.model_class(model_name).member_options())
+
+
 def resolve_settings(args, stored=None):
-    """The run's settings: per-data-set defaults overlaid with the given flags, or, for
-    a resumed run, the stored settings, refusing any flag that would change them."""
+    """The run's settings: per-data-set defaults, then the member's protocol
+    (RUN_DEFAULTS), overlaid with the given flags; or, for a resumed run, the stored
+    settings, refusing any flag that would change them."""
     if stored is None:
-        settings = dict(COMMON_DEFAULTS, **FAMILY_DEFAULTS)
-        settings["model"] = COMMON_DEFAULTS["model"]
+        model_name = args.model or COMMON_DEFAULTS["model"]
+        model_class = models.model_class(model_name)
+        own = {option.name: option.default for option in model_class.member_options()}
+        for name, (option, owners) in member_options().items():
+            if name not in own and getattr(args, name, None) is not None:
+                raise UsageError(f"{option.flag} applies to --model {' or '.join(owners)}, "
+                                 f"not {model_name}: drop it or choose that model.")
+        settings = dict(COMMON_DEFAULTS, **FAMILY_DEFAULTS, **own)
+        settings["model"] = model_name
         settings.update({k: v for k, v in DATASET_DEFAULTS[args.dataset].items()
                          if k in RUN_SETTINGS})
-        for name in RUN_SETTINGS:
+        settings.update({k: v for k, v in model_class.RUN_DEFAULTS.items()
+                         if k in RUN_SETTINGS})
+        for name in run_setting_names(model_name):
             value = _given(args, name)
             if value is not None:
                 settings[name] = value
         return settings
     stored = dict(FAMILY_DEFAULTS, **stored)
     conflicts = []
-    for name in RUN_SETTINGS:
+    for name in run_setting_names(stored["model"]):
         value = _given(args, name)
         if value is not None and value != stored[name]:
             conflicts.append(f"{_flag(name)} {_format_setting(value)} (the run has "
@@ -216,6 +256,8 @@ def model_options(settings, data):
     if settings.get("batch_norm"):
         options["batch_norm"] = True
     model_class = models.model_class(settings["model"])
+    options.update({option.name: settings[option.name]
+                    for option in model_class.member_options() if not option.run})
     options.update(model_class.options_from_data(data.image_shape, data.n_classes))
     return options
 
@@ -235,6 +277,11 @@ class Data:
             x_test, test_labels = datasets.load(dataset, TEST_SPLIT, data_dir=data_dir, dtype=dtype)
         except datasets.DataError as error:
             raise UsageError(f"Cannot load data set {dataset!r}: {error}") from None
+        if settings.get("pool_splits"):
+            # Train and test pooled (VaDE's protocol); the test subset stays the test's.
+            x_train = numpy.concatenate([x_train, x_test])
+            train_labels = (None if train_labels is None
+                            else numpy.concatenate([train_labels, test_labels]))
         self.name, self.dtype = dataset, dtype
         self.image_shape = datasets.image_shape(dataset)
         self.n_train, self.x_dim = x_train.shape
@@ -300,6 +347,9 @@ def iwae_stage(epoch):
 def learning_rate(settings, samples_seen, n_train):
     if settings.get("lr_schedule") == "iwae":
         return settings["lr"] * 10 ** (-iwae_stage(samples_seen / n_train) / 7)
+    if settings.get("lr_schedule") == "vade":
+        decays = math.floor(samples_seen / n_train / VADE_DECAY_EPOCHS)
+        return max(settings["lr"] * VADE_DECAY ** decays, min(settings["lr"], VADE_MIN_LR))
     return settings["lr"]
 
 
@@ -319,11 +369,12 @@ class Diverged(Exception):
 class Run:
     """A training run: model, optimizer, random streams, data order and bookkeeping."""
 
-    def __init__(self, run_dir, config, data, fresh, saved=None):
+    def __init__(self, run_dir, config, data, fresh, saved=None, model=None):
         self.run_dir, self.config, self.data = Path(run_dir), config, data
         settings = dict(FAMILY_DEFAULTS, **config["settings"])
         self.settings = settings
-        self.model = models.create(rundir.model_name(config), **config["model"])
+        self.model = model if model is not None else models.create(rundir.model_name(config),
+                                                                   **config["model"])
         optimizer_options = dict(lr=settings["lr"])
         if settings["optimizer"] == "adam" and settings.get("adam_eps") is not None:
             optimizer_options["eps"] = settings["adam_eps"]
@@ -395,13 +446,14 @@ class Run:
         self._apply_schedules()
 
     def _apply_schedules(self):
-        self.model.beta = kl_weight(self.settings, self.samples_seen)
+        # The KL weight of this step goes to the loss, not onto the model.
+        self.beta = kl_weight(self.settings, self.samples_seen)
         self.optimizer.lr = learning_rate(self.settings, self.samples_seen, self.data.n_train)
 
     # -- metrics
     def _split_metrics(self, images, labels):
         x, condition = self.model.inputs(images, labels)
-        values = batched_metrics(self.model, x, condition, self.eval_rng)
+        values = batched_metrics(self.model, x, condition, self.eval_rng, beta=self.beta)
         return {name: float(value.mean()) for name, value in values.items()}
 
     def evaluate(self):
@@ -413,7 +465,7 @@ class Run:
         for split, values in (("train", train), ("test", test)):
             for name, value in values.items():
                 record[f"{split}_{name}"] = value
-        record.update(beta=self.model.beta, lr=self.optimizer.lr, wall_seconds=self.wall_seconds)
+        record.update(beta=self.beta, lr=self.optimizer.lr, wall_seconds=self.wall_seconds)
         rundir.append_metrics(self.run_dir, record)   # a full disk: DiskFullError
         return record
 
@@ -484,7 +536,8 @@ class Run:
                     images, labels = data.batch(indices, self.binarize_rng)
                     x, condition = model.inputs(images, labels)
                     self._apply_schedules()
-                    loss, grads = model.loss_and_grads(x, condition=condition, rng=self.noise_rng)
+                    loss, grads = model.loss_and_grads(x, condition=condition, rng=self.noise_rng,
+                                                      beta=self.beta)
                     optimizer.step(model.params, grads)
                     self.position += len(indices)
                     self.samples_seen += len(indices)
@@ -527,6 +580,46 @@ class Run:
                 signal.signal(number, handler if handler is not None else signal.SIG_DFL)
 
 
+# -------------------------------------------------------------------- pretraining
+def pretrain(run):
+    """A member's start before its objective, for a new run: VaDE's autoencoder
+    pretraining (``pretrain_epochs`` of minibatches) and the EM fit of its mixture to
+    the codes of the whole training set. Nothing for the other members."""
+    model, data, settings = run.model, run.data, run.settings
+    epochs = settings.get("pretrain_epochs")
+    if not epochs or not hasattr(model, "pretrain"):
+        return
+    rng = numpy.random.default_rng([settings["seed"], 12])
+    batch_size = settings["batch_size"]
+    steps = max(1, math.ceil(epochs * data.n_train / batch_size))
+
+    def batches():
+        indices = numpy.sort(rng.choice(data.n_train, batch_size, replace=False))
+        return model.inputs(*data.batch(indices, rng))
+
+    bar = ProgressBar(steps, unit="steps", label="pretrain (autoencoder)")
+    started = time.monotonic()
+    with numpy.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        model.pretrain(batches, steps, progress=lambda done, loss: bar.update(
+            done, loss=f"{loss:.1f}") if done % 20 == 0 or done == steps else None)
+    bar.close()
+    codes = []
+    for start in range(0, data.n_train, 1000):
+        labels = None if data.train_labels is None else data.train_labels[start:start + 1000]
+        codes.append(backend.to_numpy(model.latent_point(
+            *model.inputs(data.x_train[start:start + 1000], labels))))
+    gmm = model.fit_prior(numpy.concatenate(codes), rng)
+    run.config["pretraining"] = dict(epochs=epochs, steps=steps,
+                                     seconds=round(time.monotonic() - started, 1),
+                                     em_iterations=int(gmm.n_iter),
+                                     em_converged=bool(gmm.converged),
+                                     em_mean_log_likelihood=float(gmm.history[-1]))
+    write_config(run.run_dir, run.config)
+    print(f"Pretrained {steps} steps ({epochs:g} epochs) in "
+          f"{run.config['pretraining']['seconds']} s; EM fitted the mixture prior in "
+          f"{gmm.n_iter} iterations.", file=sys.stderr)
+
+
 # ------------------------------------------------------------------------ figures
 def write_figures(run, title):
     """All figures of a run into RUN_DIR/figures (host copies of everything)."""
@@ -542,8 +635,8 @@ def write_figures(run, title):
     images = data.eval_test[shown]
     labels = None if data.eval_test_labels is None else data.eval_test_labels[shown]
     x, condition = model.inputs(images, labels)
-    mu, _ = model.encode(x, condition)
-    reconstructed = model.images(model.decode(mu, condition), condition)
+    point = model.latent_point(x, condition)
+    reconstructed = model.images(model.decode(point, condition), condition)
     written.append(figures.reconstructions(backend.to_numpy(model.images(x, condition)),
                                            backend.to_numpy(reconstructed), data.image_shape,
                                            directory / "reconstructions.png", title=title))
@@ -559,10 +652,19 @@ def write_figures(run, title):
     for start in range(0, data.test_count, 1000):
         part = data.eval_test[start:start + 1000]
         part_labels = None if data.eval_test_labels is None else data.eval_test_labels[start:start + 1000]
-        means.append(backend.to_numpy(model.encode(*model.inputs(part, part_labels))[0]))
+        means.append(backend.to_numpy(model.latent_point(*model.inputs(part, part_labels))))
     written.append(figures.latent_scatter(numpy.concatenate(means), data.test_labels,
                                           directory / "latent.png",
-                                          title=f"encoded test means ({title})"))
+                                          title=f"encoded test points ({title})"))
+    clusters = getattr(model, "cluster_probabilities", None)
+    if clusters is not None:
+        assigned = numpy.concatenate([
+            backend.to_numpy(clusters(*model.inputs(data.eval_test[start:start + 1000],
+                                                    None))).argmax(axis=1)
+            for start in range(0, data.test_count, 1000)])
+        written.append(figures.latent_scatter(numpy.concatenate(means), assigned % 10,
+                                              directory / "latent_clusters.png",
+                                              title=f"encoded test means by cluster ({title})"))
     if model.z_dim == 2 and model.condition_kind is None:
         written.append(figures.manifold(lambda z: backend.to_numpy(model.decode(z)),
                                         data.image_shape, directory / "manifold.png",
@@ -596,8 +698,16 @@ def write_config(run_dir, config):
     rundir.write_json(Path(run_dir) / CONFIG_NAME, config)   # a full disk: DiskFullError
 
 
+def binarizes(settings):
+    """Whether grey levels get binarized: --no-binarize says no; else a Bernoulli
+    decoder asks for binary data."""
+    if settings.get("binarize") is not None:
+        return bool(settings["binarize"])
+    return settings["likelihood"] == "bernoulli"
+
+
 def _data_for(config, settings, eval_size, data_dir):
-    binary = config["model"].get("likelihood") == "bernoulli"
+    binary = binarizes(dict(settings, likelihood=config["model"].get("likelihood")))
     return Data(config["dataset"], settings, eval_size, data_dir, settings["seed"], binary)
 
 
@@ -714,11 +824,13 @@ def _start(args, locks):
         DATASET_DEFAULTS[args.dataset]["eval_size"]
     model_class = models.model_class(settings["model"])
     data = Data(args.dataset, settings, eval_size, args.data_dir, settings["seed"],
-                binary=settings["likelihood"] == "bernoulli")
+                binary=binarizes(settings))
     if settings["batch_size"] > data.n_train:
         raise UsageError(f"--batch-size {settings['batch_size']} is larger than {args.dataset}'s "
                          f"{data.n_train} training examples: use at most {data.n_train}.")
-    budget = budget_from(args, data.n_train, DATASET_DEFAULTS[args.dataset]["samples"])
+    protocol_epochs = model_class.RUN_DEFAULTS.get("epochs")
+    budget = budget_from(args, data.n_train, DATASET_DEFAULTS[args.dataset]["samples"]
+                         if protocol_epochs is None else int(protocol_epochs * data.n_train))
     try:
         model = model_class(**model_options(settings, data))  # validates, and normalizes
     except ValueError as error:
@@ -750,7 +862,8 @@ def _start(args, locks):
                   created=datetime.now().isoformat(timespec="seconds"))
     write_config(run_dir, config)
     rundir.rewrite_metrics(run_dir, [])
-    run = Run(run_dir, config, data, fresh=True)
+    run = Run(run_dir, config, data, fresh=True, model=model)
+    pretrain(run)
     run.save()  # a good, resumable checkpoint exists from the start (divergence keeps it)
     print(f"Run directory: {run_dir}", file=sys.stderr)
     return run, config, budget

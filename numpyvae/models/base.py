@@ -42,8 +42,10 @@ builds its own pieces over the shared parameter views and its own tape, so calli
 ``model.decode`` between someone's forward and backward cannot change their gradients.
 """
 import math
+from argparse import ArgumentTypeError
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy
 
@@ -60,6 +62,26 @@ from ..parts.tape import Tape
 from ..reparameterize import Reparameterize
 
 OBJECTIVES = ("elbo", "iwae")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a member, described once: the constructor keyword and config.json
+    key (``name``), its default, its help text, and ``parse`` that validates a value
+    (a command-line string or a stored one) into what the model takes. The command
+    line's flag (--flow-length for flow_length), config.json and the --resume checks
+    all derive from it. ``run``: a setting of the training run (pretraining, say)
+    rather than a constructor argument."""
+
+    name: str
+    default: object
+    help: str
+    parse: Callable
+    run: bool = False
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
 
 
 class ElboParts(NamedTuple):
@@ -137,6 +159,28 @@ class LatentGaussianModel:
     name = None              # the registry name (numpyvae.models)
     condition_kind = None    # None, "label" or "input": what ``condition`` holds
     learned_prior = False    # p(z|c) from a prior network instead of N(0, I)
+    OPTIONS = ()             # a member's own options (Option), beyond the VAE's
+    RUN_DEFAULTS = {}        # the member's training protocol: numpyvae.train settings
+
+    @classmethod
+    def member_options(cls):
+        """Every Option of this class and its bases, each once."""
+        found = {}
+        for klass in reversed(cls.__mro__):
+            for option in getattr(klass, "OPTIONS", ()):
+                found[option.name] = option
+        return tuple(found.values())
+
+    def _take_options(self, given):
+        """Pop this member's options from ``given``, validated, onto self."""
+        for option in self.member_options():
+            value = given.pop(option.name, option.default)
+            if option.run:
+                continue
+            try:
+                setattr(self, option.name, option.parse(value))
+            except (TypeError, ValueError, ArgumentTypeError) as error:
+                raise ValueError(f"{option.name}: {error}") from None
 
     def __init__(self, x_dim, hidden=(200,), z_dim=10, likelihood="gaussian",
                  activation="tanh", seed=0, dtype=numpy.float32, output_activation="sigmoid",
@@ -295,6 +339,8 @@ class LatentGaussianModel:
             config["batch_norm"] = True
         if self.objective != "elbo" or self.k != 1:
             config.update(objective=self.objective, k=self.k)
+        config.update({option.name: getattr(self, option.name)
+                       for option in self.member_options() if not option.run})
         return config
 
     def widest_layer(self):
@@ -511,15 +557,17 @@ class LatentGaussianModel:
             self.grads.flat += (self.weight_prior_scale / self.weight_prior_std ** 2) * self.params.flat
         return loss, self.grads
 
-    def metrics(self, x, condition=None, eps=None, rng=None):
+    def metrics(self, x, condition=None, eps=None, rng=None, beta=None):
         """Per-example (N,) arrays: "elbo" (log_likelihood - kl, the true bound),
         "log_likelihood" (1/S sum_s log p(x|z_s, c)), "kl" (closed form where the
         posterior/prior pair has one, else Monte Carlo) and "objective" (the training
-        objective; the IWAE bound for objective "iwae"). Batch norm in evaluation mode."""
+        objective; the IWAE bound for objective "iwae"; ``beta`` replaces the KL weight).
+        Batch norm in evaluation mode."""
+        beta = self._check_beta(beta)
         pieces, tape, parts = self._evaluation_pass(x, condition, eps, rng, None)
         elbo, log_likelihood, kl = parts
         result = {"elbo": elbo, "log_likelihood": log_likelihood, "kl": kl}
-        result["objective"] = self.objective_part.record(tape, self.posterior, pieces.prior)
+        result["objective"] = self.objective_part.record(tape, self.posterior, pieces.prior, beta)
         return result
 
     def elbo(self, x, condition=None, eps=None, rng=None, samples=None):

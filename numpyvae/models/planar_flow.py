@@ -9,21 +9,21 @@ parameters (u_k, w_k, b_k); z_K = f_K(...f_1(z_0)) with f_k(z) = z + u^_k tanh(w
 the KL in Monte Carlo (no closed form), or the IWAE bound over the same q_K
 (tutorials/10_normalizing_flows.ipynb; numpyvae.flows for the pieces).
 """
+from ..cli import positive_int
 from ..parts.posteriors import PlanarFlowPosterior
-from .base import LatentGaussianModel, positive_int
+from .base import LatentGaussianModel, Option
 
 
 class PlanarFlowVAE(LatentGaussianModel):
     """``nv.VAE``'s options plus ``flow_length`` K, the number of planar steps."""
 
     name = "planar-flow"
+    OPTIONS = (Option("flow_length", 10, "planar flow steps K of q(z|x) (planar-flow)",
+                      positive_int),)
 
-    def __init__(self, x_dim, flow_length=10, **options):
-        self.flow_length = positive_int(flow_length, "flow_length")
+    def __init__(self, x_dim, **options):
+        self._take_options(options)
         super().__init__(x_dim, **options)
 
     def posterior_part(self):
         return PlanarFlowPosterior(self.z_dim, self.flow_length)
-
-    def config(self):
-        return dict(super().config(), flow_length=self.flow_length)

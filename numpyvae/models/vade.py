@@ -20,16 +20,27 @@ from ..mixture import responsibilities
 from ..optim import Adam
 from ..parts.objectives import Reconstruction
 from ..parts.priors import MIXTURE_NAMES, GaussianMixturePrior
-from .base import LatentGaussianModel, as_generator, positive_int
+from ..cli import non_negative_float, positive_int
+from .base import LatentGaussianModel, Option, as_generator
 
 
 class VaDE(LatentGaussianModel):
     """``nv.VAE``'s options plus ``n_components``, the clusters of the mixture prior."""
 
     name = "vade"
+    OPTIONS = (Option("n_components", 10, "clusters of the mixture prior (vade)", positive_int),
+               Option("pretrain_epochs", 10.0, "autoencoder pretraining before the mixture's "
+                      "EM fit, in epochs (vade; 0 skips both)", non_negative_float, run=True))
+    # Jiang et al.'s released code: 784-500-500-2000-10 ReLU nets, Bernoulli decoder on
+    # grey levels (the summed cross-entropy), Adam lr 0.002 (eps 1e-4) times 0.9 every
+    # 10 epochs down to 0.0002, batch 100, 300 epochs; no prior on the weights.
+    RUN_DEFAULTS = dict(hidden=[500, 500, 2000], z_dim=10, activation="relu",
+                        likelihood="bernoulli", optimizer="adam", lr=0.002, adam_eps=1e-4,
+                        lr_schedule="vade", weight_prior_std="none", init="glorot",
+                        binarize=False, epochs=300)
 
-    def __init__(self, x_dim, n_components=10, **options):
-        self.n_components = positive_int(n_components, "n_components")
+    def __init__(self, x_dim, **options):
+        self._take_options(options)
         super().__init__(x_dim, **options)
 
     def prior_part(self):
@@ -42,9 +53,6 @@ class VaDE(LatentGaussianModel):
         logits[...] = 0
         means[...] = backend.to_device(rng.standard_normal(means.shape), self.xp, means.dtype)
         logvars[...] = 0
-
-    def config(self):
-        return dict(super().config(), n_components=self.n_components)
 
     # ------------------------------------------------------------- clustering
     def cluster_probabilities(self, x, condition=None):
