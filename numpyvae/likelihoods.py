@@ -8,6 +8,8 @@ gradient of that shape. Derivations: tutorials/05_backpropagation_by_hand.ipynb,
 """
 import math
 
+import numpy
+
 from . import backend
 from .layers import sigmoid
 
@@ -113,3 +115,19 @@ class FixedVarianceGaussianLogLikelihood:
 
     def backward(self, grad_out):
         return self.scaled_residual * grad_out[..., None]
+
+
+def independent_pixels_log_likelihood(x, likelihood, variance=1.0):
+    """Mean log-likelihood of host rows x (N, X) under the trivial model of a decoder
+    family with independent pixels fitted to x itself (a Bernoulli mean per pixel, a
+    Gaussian mean and variance per pixel, or a mean at the fixed ``variance``): the
+    level any trained model should reach, which tells a diverged run from a slow one."""
+    x = numpy.asarray(x, dtype=numpy.float64)
+    if likelihood == "bernoulli":
+        p = numpy.clip(x.mean(axis=0), 1e-3, 1 - 1e-3)
+        return float((x * numpy.log(p) + (1 - x) * numpy.log1p(-p)).sum(axis=1).mean())
+    if likelihood == "gaussian":
+        spread = numpy.maximum(x.var(axis=0), 1e-6)
+        return float(-0.5 * (numpy.log(2 * math.pi * spread) + 1).sum())
+    residual = ((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()
+    return float(-0.5 * (x.shape[1] * math.log(2 * math.pi * variance) + residual / variance))

@@ -25,6 +25,7 @@ Exit status: 0 done; 2 bad arguments, data or run directory; 3 diverged (the las
 checkpoint is kept); 4 disk full; 128 + signal number when stopped by a signal after
 writing a checkpoint (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
+import argparse
 import math
 import signal
 import sys
@@ -38,6 +39,7 @@ from . import __version__, backend, checkpoint, datasets, models, rundir
 from .cli import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE,  # noqa: F401
                   ArgumentParser, non_negative_float, non_negative_int, positive_float,
                   positive_int)
+from .likelihoods import independent_pixels_log_likelihood
 from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
 from .progress import ProgressBar, format_count
@@ -149,12 +151,12 @@ def build_parser():
     add("--weight-prior-std", type=prior_std,
         help="std of the N(0, s^2 I) prior on all parameters, scaled by 1/n_train (1.0; 0 or none disables)")
     add("--init", choices=("normal", "glorot"), help="normal = N(0, init_std^2) (AEVB)")
-    add("--no-binarize", dest="binarize", action="store_const", const=False, default=None,
-        help="train a Bernoulli decoder on grey levels (the cross-entropy, as VaDE does) "
-             "instead of a fresh binarization per minibatch")
-    add("--pool-splits", action="store_const", const=True, default=None,
-        help="train on the training and test splits pooled (VaDE's MNIST protocol); the "
-             "test metrics are then not held out")
+    add("--binarize", action=argparse.BooleanOptionalAction, default=None,
+        help="binarize grey levels afresh per minibatch for a Bernoulli decoder (the "
+             "default; vade: --no-binarize, the cross-entropy on grey levels as its code does)")
+    add("--pool-splits", action=argparse.BooleanOptionalAction, default=None,
+        help="train on the training and test splits pooled (vade's default: its MNIST "
+             "protocol); the test metrics are then not held out")
     for option, owners in member_options().values():
         add(option.flag, type=option.parse, help=f"{option.help}; default {option.default}"
             + ("" if len(owners) > 1 else f" (--model {owners[0]} only)"))
@@ -394,7 +396,8 @@ class Run:
         self.checkpoint_samples = None  # samples_seen of the checkpoint on disk
         self.best_objective = -math.inf
         baseline_x, _ = self.model.inputs(data.eval_train, data.eval_train_labels)
-        self.baseline = self.model.baseline_log_likelihood(backend.to_numpy(baseline_x))
+        self.baseline = independent_pixels_log_likelihood(
+            backend.to_numpy(baseline_x), self.model.likelihood, self.model.decoder_variance)
         if not fresh:
             self._restore(*saved)
 
@@ -483,7 +486,7 @@ class Run:
                   f"--lr {self.settings['lr'] / 10:g}")
         if not (math.isfinite(objective) and self.params_finite()):
             raise Diverged(f"the objective became {objective} {window}. {advice}.")
-        if self.model.needs_binary_data and objective > 1e-3 * self.data.x_dim:
+        if self.model.likelihood == "bernoulli" and objective > 1e-3 * self.data.x_dim:
             raise Diverged(f"the objective reached {objective:.4g} nats {window}, but for binary "
                            "data under a Bernoulli decoder it is at most 0: the arithmetic has "
                            f"broken down (overflow). {advice}.")
@@ -640,11 +643,7 @@ def write_figures(run, title):
     written.append(figures.reconstructions(backend.to_numpy(model.images(x, condition)),
                                            backend.to_numpy(reconstructed), data.image_shape,
                                            directory / "reconstructions.png", title=title))
-    sample_condition = None
-    if model.condition_kind == "label":
-        sample_condition = numpy.arange(64) % model.n_classes
-    elif model.condition_kind is not None:
-        sample_condition = condition[backend.to_device(numpy.arange(64) % len(shown))]
+    sample_condition = model.figure_conditions(64, condition)
     samples = model.images(model.sample(64, rng, condition=sample_condition), sample_condition)
     written.append(figures.prior_samples(backend.to_numpy(samples), data.image_shape,
                                          directory / "samples.png"))
@@ -665,13 +664,11 @@ def write_figures(run, title):
         written.append(figures.latent_scatter(numpy.concatenate(means), assigned % 10,
                                               directory / "latent_clusters.png",
                                               title=f"encoded test means by cluster ({title})"))
-    if model.z_dim == 2 and model.condition_kind is None:
+    if model.z_dim == 2 and model.figure_conditions(1, condition) is None:
         written.append(figures.manifold(lambda z: backend.to_numpy(model.decode(z)),
                                         data.image_shape, directory / "manifold.png",
                                         title=f"learned manifold ({title})"))
-    special = getattr(model, "figures", None)
-    if special is not None:
-        written += special(directory, images, labels, data.image_shape, rng, title)
+    written += model.figures(directory, images, labels, data.image_shape, rng, title)
     return written
 
 

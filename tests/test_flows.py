@@ -73,7 +73,8 @@ def test_a_wrong_backward_is_caught(monkeypatch, piece_class, position, factor):
     assert errors[wrong_input] > 1e-3, errors
 
 
-@pytest.mark.parametrize("length", [None, 1, 3], ids=["PlanarStep", "PlanarFlow-K1", "PlanarFlow-K3"])
+@pytest.mark.parametrize("length", [None, 1, 3],
+                         ids=["PlanarStep", "PlanarFlow-K1", "PlanarFlow-K3"])
 def test_a_missing_upstream_gradient_counts_as_zero(length):
     rng = np.random.default_rng(3)
     if length is None:
@@ -230,8 +231,8 @@ def test_flow_on_the_strict_device_stand_in_matches_numpy():
     no float64 promotion) and give NumPy's numbers."""
     rng = np.random.default_rng(11)
     u, w, b = flow_parameters(rng, 3, 4, 2)
-    host = [array.astype(np.float32) for array in
-            (rng.normal(size=(5, 3, 2)), u, w, b, rng.normal(size=(5, 3, 2)), rng.normal(size=(5, 3)))]
+    upstream = (rng.normal(size=(5, 3, 2)), rng.normal(size=(5, 3)))
+    host = [array.astype(np.float32) for array in (rng.normal(size=(5, 3, 2)), u, w, b, *upstream)]
     device = [strict.asarray(array) for array in host]
     results = []
     for arrays_ in (host, device):

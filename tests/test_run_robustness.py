@@ -309,7 +309,7 @@ def _bound_checker(likelihood, baseline, x_dim, best=-numpy.inf):
         optimizer=types.SimpleNamespace(lr=0.1), settings={"lr": 0.1},
         params_finite=lambda: True, baseline=baseline, best_objective=best,
         data=types.SimpleNamespace(x_dim=x_dim),
-        model=types.SimpleNamespace(needs_binary_data=likelihood == "bernoulli"))
+        model=types.SimpleNamespace(likelihood=likelihood))
 
 
 def test_check_bound_rules():

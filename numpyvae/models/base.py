@@ -5,20 +5,26 @@ objective, composed on a tape (numpyvae.parts).
 The contract (what ``numpyvae.train`` and ``numpyvae.evaluate`` use, nothing more):
 
     model.name, model.config()       its registry name; the keyword arguments that rebuild it
+    model.member_options(), model.RUN_DEFAULTS, model.options_from_data(image_shape, n_classes)
+                                     its own options (Option), its training protocol, and
+                                     what it takes from the data set (class methods)
     model.params, model.grads        ParameterDicts (one flat buffer each)
     model.buffers, model.rng         non-trained state to checkpoint (batch norm); its noise
+    model.likelihood, model.decoder_variance, model.x_dim, model.z_dim
     model.inputs(images, labels)     -> (x, condition): a data set's batch as the model's
     model.images(x, condition)       -> whole images again, for figures
     model.loss_and_grads(x, condition=None, eps=None, rng=None, beta=None) -> (loss, grads)
-        ``beta`` overrides the KL weight for this step (a warm-up schedule)
-    model.metrics(x, condition=None, eps=None, rng=None) -> {name: (N,) array}
+        ``beta`` replaces the KL weight for this step (a warm-up schedule)
+    model.metrics(x, condition=None, eps=None, rng=None, beta=None) -> {name: (N,) array}
         always "elbo" (the true ELBO), "log_likelihood", "kl" and "objective"
+    model.weight_prior_penalty()     the loss's share that is not the objective
     model.log_importance_weights(x, condition=None, rng=None, samples=K) -> (K, N)
     model.widest_layer()             sizes evaluation chunks
     model.latent_point(x, condition) a point in z per example, for figures
     model.sample(n, rng=None, condition=None), model.decode(z, condition=None)
-    model.figures(directory, images, labels, image_shape, rng, title) -> paths written
-    model.describe()                 what the objective is called, in progress lines
+    model.figure_conditions(count, condition), model.figures(directory, images, labels,
+                                     image_shape, rng, title) -> paths: what figures show
+    model.objective_label            what the objective is called, in progress lines
 
 and, for every member with a continuous z, ``model.log_joint(x, z, condition)``:
 log p(x, z | c) for z (S, N, D), the quantity the exactness checks integrate.
@@ -345,7 +351,8 @@ class LatentGaussianModel:
 
     def widest_layer(self):
         """The widest activation a pass computes per sample (sizes evaluation chunks)."""
-        return max(self.encoder_sizes + self.decoder_sizes)
+        heads = tuple(size for _, size in self.posterior.heads())
+        return max(self.encoder_sizes + self.decoder_sizes + heads + (self.prior.widest(),))
 
     # ---------------------------------------------------- for the training command
     @classmethod
@@ -354,31 +361,19 @@ class LatentGaussianModel:
         return {}
 
     @property
-    def needs_binary_data(self):
-        """A Bernoulli decoder models 0/1 pixels: grey levels get binarized."""
-        return self.likelihood == "bernoulli"
-
-    @property
     def objective_label(self):
         """What the objective is called in progress lines and figures."""
         if self.objective == "iwae":
             return f"IWAE bound (k={self.k})"
         return "ELBO" if self.beta == 1.0 else f"beta-objective (beta={self.beta:g})"
 
-    def baseline_log_likelihood(self, x):
-        """Mean log-likelihood of host rows x (N, x_dim) under the trivial model of the
-        decoder's family with independent pixels fitted to x itself: the level any
-        trained model should reach, used to tell a diverged run from a slow one."""
-        x = numpy.asarray(x, dtype=numpy.float64)
-        if self.likelihood == "bernoulli":
-            p = numpy.clip(x.mean(axis=0), 1e-3, 1 - 1e-3)
-            return float((x * numpy.log(p) + (1 - x) * numpy.log1p(-p)).sum(axis=1).mean())
-        if self.likelihood == "gaussian":
-            variance = numpy.maximum(x.var(axis=0), 1e-6)
-            return float(-0.5 * (numpy.log(2 * math.pi * variance) + 1).sum())
-        residual = ((x - x.mean(axis=0)) ** 2).sum(axis=1).mean()
-        return float(-0.5 * (x.shape[1] * math.log(2 * math.pi * self.decoder_variance)
-                             + residual / self.decoder_variance))
+    def figure_conditions(self, count, condition=None):
+        """The condition of ``count`` samples a figure shows: none for an unconditional
+        model; for an input-conditioned one, the rows of ``condition`` in turn."""
+        if self.condition_kind is None or condition is None:
+            return None
+        rows = backend.to_device(numpy.arange(count) % int(condition.shape[0]))
+        return condition[rows]
 
     # ------------------------------------------------------------------- data
     def inputs(self, images, labels=None):
@@ -388,6 +383,10 @@ class LatentGaussianModel:
     def images(self, x, condition=None):
         """Rows of x as whole images, for figures (x itself for most models)."""
         return x
+
+    def figures(self, directory, images, labels, image_shape, rng, title=""):
+        """The member's own figures beyond the common ones: paths written (none here)."""
+        return []
 
     def _check_values(self, x):
         """Host data only: a device array would make every step wait for the GPU.

@@ -33,6 +33,10 @@ class CVAE(LatentGaussianModel):
                              "a labelled one (--dataset mnist or fashion-mnist).")
         return {"n_classes": int(n_classes)}
 
+    def figure_conditions(self, count, condition=None):
+        """Labels 0, 1, ..., n_classes - 1 in turn."""
+        return numpy.arange(count) % self.n_classes
+
     def inputs(self, images, labels=None):
         if labels is None:
             raise ValueError("The cvae model needs labels: use a labelled data set "

@@ -63,9 +63,6 @@ class QuadrantCVAE(LatentGaussianModel):
     def options_from_data(cls, image_shape, n_classes):
         return {"image_shape": tuple(image_shape)}
 
-    def widest_layer(self):
-        return max(super().widest_layer(), max(self.prior_sizes))
-
     def inputs(self, images, labels=None):
         """(the three quadrants to predict, the given one) of whole-image rows."""
         xp = backend.namespace_of(images)

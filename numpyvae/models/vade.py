@@ -33,11 +33,12 @@ class VaDE(LatentGaussianModel):
                       "EM fit, in epochs (vade; 0 skips both)", non_negative_float, run=True))
     # Jiang et al.'s released code: 784-500-500-2000-10 ReLU nets, Bernoulli decoder on
     # grey levels (the summed cross-entropy), Adam lr 0.002 (eps 1e-4) times 0.9 every
-    # 10 epochs down to 0.0002, batch 100, 300 epochs; no prior on the weights.
+    # 10 epochs down to 0.0002, batch 100, 300 epochs over the 70,000 images of train and
+    # test pooled; no prior on the weights.
     RUN_DEFAULTS = dict(hidden=[500, 500, 2000], z_dim=10, activation="relu",
                         likelihood="bernoulli", optimizer="adam", lr=0.002, adam_eps=1e-4,
                         lr_schedule="vade", weight_prior_std="none", init="glorot",
-                        binarize=False, epochs=300)
+                        binarize=False, pool_splits=True, epochs=300)
 
     def __init__(self, x_dim, **options):
         self._take_options(options)
