@@ -80,6 +80,21 @@ def activation(name):
     return factory
 
 
+def spread_network(rng, layout, buffer_layout):
+    """float64 params (weights and scales away from zero, biases and shifts spread),
+    their gradient buffer, and batch norms' non-trivial running statistics."""
+    params = nv.ParameterDict(layout, dtype=np.float64)
+    buffers = nv.ParameterDict(buffer_layout, dtype=np.float64)
+    for name, value in params.items():
+        value[...] = (away_from_zero(rng, value.shape)
+                      if name.endswith(".W") or name.endswith(".scale")
+                      else rng.normal(0.0, 0.5, size=value.shape))
+    for name, value in buffers.items():
+        value[...] = (rng.uniform(0.2, 3.0, size=value.shape) if name.endswith("_var")
+                      else rng.normal(size=value.shape))
+    return params, params.zeros_like(), buffers
+
+
 def batch_norm_parameters(rng, width):
     """scale, shift, their gradient buffers and non-trivial running statistics."""
     return dict(scale=rng.normal(1.0, 0.7, size=width), shift=rng.normal(size=width),
@@ -109,17 +124,8 @@ def mlp(depth, activation_name, batch_norm=False, training=True):
         widths = [data.draw(sizes) for _ in range(depth + 1)]
         # A training-mode batch norm needs rows enough for every pre-activation to spread.
         n = data.draw(st.integers(widths[0] + 4, widths[0] + 6) if batch_norm else sizes)
-        params = nv.ParameterDict(nv.MLP.layout(widths, "h", batch_norm), dtype=np.float64)
-        grads = params.zeros_like()
-        buffers = nv.ParameterDict(nv.MLP.buffer_layout(widths, "h", batch_norm),
-                                   dtype=np.float64)
-        for name, value in params.items():
-            value[...] = (away_from_zero(rng, value.shape)
-                          if name.endswith(".W") or name.endswith(".scale")
-                          else rng.normal(0.0, 0.5, size=value.shape))
-        for name, value in buffers.items():
-            value[...] = (rng.uniform(0.2, 3.0, size=value.shape) if name.endswith("_var")
-                          else rng.normal(size=value.shape))
+        params, grads, buffers = spread_network(rng, nv.MLP.layout(widths, "h", batch_norm),
+                                                nv.MLP.buffer_layout(widths, "h", batch_norm))
         net = nv.MLP(widths, activation_name, params, grads, "h", batch_norm=batch_norm,
                      buffers=buffers, training=training)
         net.params, net.grads = params, grads
@@ -286,17 +292,9 @@ def encoder_heads(batch_norm=False, samples=0):
         rng = generator(data)
         n, width = (8 if batch_norm else 3), data.draw(sizes)
         heads = (("mu", 2), ("logvar", 2), ("flow_u", 4), ("flow_w", 4), ("flow_b", 2))
-        params = nv.ParameterDict(encoder.Encoder.layout((5, width), heads, "e", batch_norm),
-                                  dtype=np.float64)
-        grads = params.zeros_like()
-        buffers = nv.ParameterDict(encoder.Encoder.buffer_layout((5, width), "e", batch_norm),
-                                   dtype=np.float64)
-        for name, value in params.items():
-            value[...] = (away_from_zero(rng, value.shape)
-                          if name.endswith(".W") or name.endswith(".scale")
-                          else rng.normal(0.0, 0.5, size=value.shape))
-        for name, value in buffers.items():
-            value[...] = 1.0 if name.endswith("_var") else 0.0
+        params, grads, buffers = spread_network(
+            rng, encoder.Encoder.layout((5, width), heads, "e", batch_norm),
+            encoder.Encoder.buffer_layout((5, width), "e", batch_norm))
         network = encoder.Encoder((5, width), heads, "tanh", params, grads, "e",
                                   batch_norm=batch_norm, buffers=buffers, training=True)
         lead = lead_axes(samples) + (n,)

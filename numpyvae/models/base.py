@@ -57,7 +57,7 @@ import numpy
 
 from .. import backend
 from ..decoders import DECODERS
-from ..encoder import Encoder, GaussianEncoder
+from ..encoder import Encoder
 from ..kl import KLDiagonalGaussians, KLStandardNormal
 from ..layers import ACTIVATIONS, Concatenate
 from ..parameters import ParameterDict, initialize_weight

@@ -63,13 +63,16 @@ class WeightedElbo:
 
 def kl_term(tape, posterior, prior_pass, out="kl"):
     """Put a KL(q || p) estimate (N,) on the tape: the pair's closed form where it has
-    one, else 1/S sum_s (log q - log p)."""
+    one, else 1/S sum_s (log q - log p). Once per tape: a second call reads the first."""
+    if out in tape:
+        return tape[out]
     if posterior.gaussian_heads is not None:
         names = tuple(f"q.{name}" for name in posterior.gaussian_heads)
         closed = prior_pass.kl(tape, names, "z", out)
         if closed is not None:
             return closed
-    log_prior = tape["log_prior"] if "log_prior" in tape else prior_pass.log_density(tape, "z")
+    if "log_prior" not in tape:
+        prior_pass.log_density(tape, "z")
     return tape.apply(MonteCarloKL(), ("log_q", "log_prior"), (out,),
                       grads_for=("log_q", "log_prior"))
 
