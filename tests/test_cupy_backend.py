@@ -32,6 +32,12 @@ FAMILY = {
     "cvae-quadrant": ("cvae-quadrant", dict(x_dim=16, image_shape=(4, 4), hidden=(6,))),
     "cvae-quadrant-batchnorm-iwae": ("cvae-quadrant", dict(
         x_dim=16, image_shape=(4, 4), batch_norm=True, objective="iwae", k=2)),
+    "planar-flow": ("planar-flow", dict(flow_length=3, likelihood="bernoulli", samples=2)),
+    "planar-flow-iwae": ("planar-flow", dict(flow_length=2, objective="iwae", k=3,
+                                             likelihood="gaussian")),
+    "vade": ("vade", dict(n_components=3, likelihood="bernoulli")),
+    "vade-batchnorm-iwae": ("vade", dict(n_components=2, batch_norm=True, objective="iwae",
+                                         k=2, likelihood="bernoulli")),
 }
 
 
@@ -120,9 +126,11 @@ def test_training_step_matches_numpy_on_strict_backend(strict_backend, case):
     weights = device.log_importance_weights(x, condition, rng=np.random.default_rng(5),
                                             samples=4)
     assert isinstance(weights, DeviceArray) and weights.shape == (4, 8)
-    mu, logvar = device.encode(x, condition)
+    mu = device.encode(x, condition)[0]
     assert isinstance(mu, DeviceArray) and mu.dtype == np.float32
-    decoded = device.decode(mu, condition)
+    point = device.latent_point(x, condition)
+    assert isinstance(point, DeviceArray) and point.shape == mu.shape
+    decoded = device.decode(point, condition)
     assert isinstance(decoded, DeviceArray) and decoded.shape == x.shape
     assert device.images(decoded, condition).shape[1] == getattr(device, "image_dim",
                                                                  device.x_dim)

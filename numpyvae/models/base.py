@@ -224,12 +224,10 @@ class LatentGaussianModel:
         self.output_activation = output_activation
         self.decoder_variance = _finite_number(decoder_variance, "decoder_variance", 0.0, False)
         self.samples = positive_int(samples, "samples (L)")
-        self.beta = _finite_number(beta, "beta (the KL weight)", 0.0)
+        self._beta = _finite_number(beta, "beta (the KL weight)", 0.0)
         self.objective = objective
         self.k = positive_int(k, "k (importance samples)")
-        if objective == "iwae" and self.beta != 1.0:
-            raise ValueError(f"beta = {self.beta} has no meaning for the IWAE bound: use "
-                             "objective='elbo' for a beta-VAE, or beta = 1.")
+        self._check_beta(self._beta)
         if objective == "iwae" and self.samples != 1:
             raise ValueError("The IWAE objective draws k samples per example: set k, "
                              f"not samples (got samples={self.samples}).")
@@ -289,6 +287,17 @@ class LatentGaussianModel:
         self.encoder, self.decoder = pieces.encoder, pieces.decoder
         self.kl = KLDiagonalGaussians() if self.learned_prior else KLStandardNormal()
         self.reparameterize = Reparameterize()
+
+    @property
+    def beta(self):
+        """The KL weight of the "elbo" objective (1: the ELBO). Setting it is checked
+        like the constructor's argument; a schedule can pass ``beta=`` per call instead."""
+        return self._beta
+
+    @beta.setter
+    def beta(self, value):
+        self._beta = self._check_beta(value)
+        self.objective_part.beta = self._beta if self.objective != "iwae" else 1.0
 
     # ------------------------------------------------------------------- parts
     def posterior_part(self):
