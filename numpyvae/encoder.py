@@ -5,14 +5,21 @@ logvar; a planar flow posterior adds the flow's per-example parameters as heads;
 learned conditional prior p(z|c) (the structured-output CVAE's prior network) has the
 Gaussian encoder's shape.
 """
+import functools
+
 from .layers import MLP, Dense
 
 
 def head_entries(prefix, width, heads):
     """(head name, weight name, bias name, weight shape, bias shape) of each head: the
     one place the heads' parameter names are made."""
-    return [(name, f"{prefix}.{name}.W", f"{prefix}.{name}.b", (width, size), (size,))
-            for name, size in heads]
+    return _head_entries(prefix, width, tuple(tuple(head) for head in heads))
+
+
+@functools.lru_cache(maxsize=None)   # every pass builds its networks: make the names once
+def _head_entries(prefix, width, heads):
+    return tuple((name, f"{prefix}.{name}.W", f"{prefix}.{name}.b", (width, size), (size,))
+                 for name, size in heads)
 
 
 class Encoder:

@@ -5,6 +5,8 @@ Every piece follows one shape: ``forward`` computes the output and keeps what
 input and writes the gradients of the piece's own parameters into ``self.grads``.
 The derivations are in tutorials/05_backpropagation_by_hand.ipynb.
 """
+import functools
+
 import numpy
 
 from . import backend
@@ -210,7 +212,7 @@ class MLP:
                  buffers=None, training=True):
         self.layers = []
         self.batch_norms = []
-        for layer in MLP._names(sizes, prefix):
+        for layer in MLP._names(tuple(sizes), prefix):
             dense = Dense(params[layer["W"]], params[layer["b"]],
                           grads[layer["W"]], grads[layer["b"]])
             pieces = [dense]
@@ -225,19 +227,20 @@ class MLP:
             self.layers.append(pieces)
 
     @staticmethod
+    @functools.lru_cache(maxsize=None)   # every pass builds its MLPs: make the names once
     def _names(sizes, prefix):
         """Per layer: the names of its arrays and its widths -- the one place they are made."""
-        return [dict(W=f"{prefix}{index}.W", b=f"{prefix}{index}.b",
+        return tuple(dict(W=f"{prefix}{index}.W", b=f"{prefix}{index}.b",
                      scale=f"{prefix}{index}.bn.scale", shift=f"{prefix}{index}.bn.shift",
                      running_mean=f"{prefix}{index}.bn.running_mean",
                      running_var=f"{prefix}{index}.bn.running_var", n_in=n_in, n_out=n_out)
-                for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]))]
+                     for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])))
 
     @staticmethod
     def layout(sizes, prefix, batch_norm=False):
         """The (name, shape) entries an MLP with layer widths ``sizes`` needs."""
         entries = []
-        for layer in MLP._names(sizes, prefix):
+        for layer in MLP._names(tuple(sizes), prefix):
             entries += [(layer["W"], (layer["n_in"], layer["n_out"])), (layer["b"], (layer["n_out"],))]
             if batch_norm:
                 entries += [(layer["scale"], (layer["n_out"],)), (layer["shift"], (layer["n_out"],))]
@@ -248,7 +251,7 @@ class MLP:
         """The non-trainable arrays (batch norms' running statistics)."""
         if not batch_norm:
             return []
-        return [(layer[kind], (layer["n_out"],)) for layer in MLP._names(sizes, prefix)
+        return [(layer[kind], (layer["n_out"],)) for layer in MLP._names(tuple(sizes), prefix)
                 for kind in ("running_mean", "running_var")]
 
     def forward(self, x):

@@ -249,6 +249,8 @@ class LatentGaussianModel:
         # the initialization's draws).
         self.posterior = self.posterior_part()
         self.prior = self.prior_part()
+        self._heads = tuple(self.posterior.heads())
+        self._q_names_cached = tuple(f"q.{name}" for name, _ in self._heads)
         self.objective_part = (IwaeBound(self.k) if objective == "iwae"
                                else Elbo(self.beta, self.samples))
         decoder_class = DECODERS[likelihood]
@@ -315,10 +317,11 @@ class LatentGaussianModel:
         """Initial values a member's parts need beyond the networks' (none here)."""
 
     # ------------------------------------------------------------------ pieces
-    def _pieces(self, training):
-        """Fresh pieces over the shared parameters and a fresh tape: one pass's state."""
+    def _pieces(self, training, log_q=True):
+        """Fresh pieces over the shared parameters and a fresh tape: one pass's state
+        (``log_q``: whether anything in the pass reads log q(z|x))."""
         options = dict(batch_norm=self.batch_norm, buffers=self.buffers, training=training)
-        encoder = Encoder(self.encoder_sizes[:-1], self.posterior.heads(), self.activation,
+        encoder = Encoder(self.encoder_sizes[:-1], self._heads, self.activation,
                           self.params, self.grads, **options)
         if self.posterior.gaussian_heads == ("mu", "logvar") and len(encoder.heads) == 2:
             encoder.mu_head, encoder.logvar_head = encoder.heads
@@ -326,7 +329,7 @@ class LatentGaussianModel:
             encoder=encoder,
             decoder=self._decoder_class(self.decoder_sizes, self.activation, self.params,
                                         self.grads, **options, **self._decoder_options),
-            posterior=self.posterior.bind(),
+            posterior=self.posterior.bind(log_q),
             prior=self.prior.bind(self.params, self.grads, self.buffers, training),
             tape=Tape())
 
@@ -476,7 +479,7 @@ class LatentGaussianModel:
 
     # ---------------------------------------------------------------- forward
     def _q_names(self):
-        return tuple(f"q.{name}" for name, _ in self.posterior.heads())
+        return self._q_names_cached
 
     def _forward(self, pieces, x, features, eps):
         """The chain up to the terms every objective uses, on the pass's tape:
@@ -533,9 +536,10 @@ class LatentGaussianModel:
         """The loss's forward pass in training mode: (loss, pieces, N)."""
         beta = self._check_beta(beta)
         x, features, eps = self._prepare(x, condition, eps, rng, samples)
-        pieces = self._pieces(training=True)
+        objective = objective or self.objective_part
+        pieces = self._pieces(training=True, log_q=objective.needs_log_q(self.posterior))
         tape = self._forward(pieces, x, features, eps)
-        objective = (objective or self.objective_part).record(tape, self.posterior,
+        objective = objective.record(tape, self.posterior,
                                                               pieces.prior, beta)
         loss = -objective.mean() + self.weight_prior_penalty()
         return loss, pieces, x.shape[0]
@@ -587,7 +591,9 @@ class LatentGaussianModel:
     def _evaluation_pass(self, x, condition, eps, rng, count):
         """A forward pass in evaluation mode: (pieces, tape, ElboParts)."""
         x, features, eps = self._prepare(x, condition, eps, rng, count)
-        pieces = self._pieces(training=False)
+        pieces = self._pieces(training=False,
+                              log_q=self.objective_part.needs_log_q(self.posterior)
+                              or Elbo.needs_log_q(self.posterior))
         tape = self._forward(pieces, x, features, eps)
         kl = kl_term(tape, self.posterior, pieces.prior)
         log_likelihood = tape["log_likelihood"].mean(axis=0)
@@ -650,7 +656,7 @@ class LatentGaussianModel:
         x = self._data(x)
         features = self._features(condition, x.shape[0])
         eps = self.xp.zeros((1, x.shape[0], self.z_dim), dtype=self.dtype)
-        pieces = self._pieces(training=False)
+        pieces = self._pieces(training=False, log_q=False)
         return self._forward(pieces, x, features, eps)["z"][0]
 
     def _decoder_input(self, pieces, z, condition):

@@ -13,6 +13,15 @@ from .. import backend
 from ..densities import LogMeanExp
 
 
+def spread_over_draws(grad, draws):
+    """grad / S for each of S draws, (N,) -> (S, N): a read-only view (no piece writes
+    into its upstream gradient); with one draw, a fresh array."""
+    share = grad / draws
+    if draws == 1:
+        return share[None]
+    return backend.namespace_of(grad).broadcast_to(share, (draws,) + grad.shape)
+
+
 class MonteCarloKL:
     """KL ~ 1/S sum_s (log q(z_s|x) - log p(z_s)): (S, N), (S, N) -> (N,).
     Backward: d/dlog q = g / S, d/dlog p = -g / S."""
@@ -24,8 +33,7 @@ class MonteCarloKL:
         return (log_q - log_prior).mean(axis=0)
 
     def backward(self, grad_out):
-        xp = backend.namespace_of(grad_out)
-        grad = xp.broadcast_to(grad_out / self.draws, (self.draws,) + grad_out.shape).copy()
+        grad = spread_over_draws(grad_out, self.draws)
         return grad, -grad
 
 
@@ -55,10 +63,7 @@ class WeightedElbo:
         return log_likelihood.mean(axis=0) - self.beta * kl
 
     def backward(self, grad_out):
-        xp = backend.namespace_of(grad_out)
-        grad_log_likelihood = xp.broadcast_to(grad_out / self.draws,
-                                              (self.draws,) + grad_out.shape).copy()
-        return grad_log_likelihood, -self.beta * grad_out
+        return spread_over_draws(grad_out, self.draws), -self.beta * grad_out
 
 
 def kl_term(tape, posterior, prior_pass, out="kl"):
@@ -90,6 +95,11 @@ class Elbo:
 
     name = "elbo"
 
+    @staticmethod
+    def needs_log_q(posterior):
+        """log q(z|x) is read only by a Monte-Carlo KL (no closed form for the pair)."""
+        return posterior.gaussian_heads is None
+
     def __init__(self, beta=1.0, draws=1):
         self.beta, self.draws = beta, draws
 
@@ -105,6 +115,10 @@ class IwaeBound:
     sum_k w~_k grad log w_k, is LogMeanExp's backward replayed through log w."""
 
     name = "iwae"
+
+    @staticmethod
+    def needs_log_q(posterior):
+        return True
 
     def __init__(self, draws=1):
         self.draws = draws
@@ -126,8 +140,7 @@ class MeanOverDraws:
         return a.mean(axis=0)
 
     def backward(self, grad_out):
-        xp = backend.namespace_of(grad_out)
-        return xp.broadcast_to(grad_out / self.draws, (self.draws,) + grad_out.shape).copy()
+        return spread_over_draws(grad_out, self.draws)
 
 
 class Reconstruction:
@@ -135,6 +148,10 @@ class Reconstruction:
     (z = the posterior's mean), how VaDE's networks are pretrained."""
 
     name = "reconstruction"
+
+    @staticmethod
+    def needs_log_q(posterior):
+        return False
 
     def record(self, tape, posterior, prior_pass, beta=None):
         return tape.apply(MeanOverDraws(), ("log_likelihood",), ("objective",),

@@ -7,6 +7,9 @@ log-density,
     forward(*heads, eps) -> z (S, N, D), log q(z|x) (S, N)
     backward(dL/dz, dL/dlog q) -> dL/d(each head)      (either upstream may be None)
 
+``bind(log_q=False)`` skips log q (None) where no part of the pass reads it (an ELBO
+with a closed-form KL): the AEVB step then costs what it did before the parts.
+
 so every objective (a closed-form or Monte-Carlo KL, the IWAE bound) works with every
 family. ``gaussian_heads`` names the heads that are the mean and log-variance of a
 diagonal Gaussian q when there are such (a closed-form KL needs them), else None.
@@ -30,18 +33,21 @@ class DiagonalGaussianPosterior:
     def heads(self):
         return (("mu", self.z_dim), ("logvar", self.z_dim))
 
-    def bind(self):
-        return _DiagonalGaussianPass()
+    def bind(self, log_q=True):
+        return _DiagonalGaussianPass(log_q)
 
 
 class _DiagonalGaussianPass:
     params = grads = {}
 
+    def __init__(self, log_q=True):
+        self.with_log_q = log_q
+
     def forward(self, mu, logvar, eps):
         self.reparameterize = Reparameterize()
         self.log_density = ReparameterizedLogDensity()
         z = self.reparameterize.forward(mu, logvar, eps)
-        return z, self.log_density.forward(eps, logvar)
+        return z, (self.log_density.forward(eps, logvar) if self.with_log_q else None)
 
     def backward(self, grad_z, grad_log_q=None):
         # z = mu + sigma eps reaches mu and logvar; log q (in eps) reaches logvar alone.
@@ -71,8 +77,8 @@ class PlanarFlowPosterior:
         return (("mu", self.z_dim), ("logvar", self.z_dim), ("flow_u", steps),
                 ("flow_w", steps), ("flow_b", self.length))
 
-    def bind(self):
-        return _PlanarFlowPass(self.z_dim, self.length)
+    def bind(self, log_q=True):
+        return _PlanarFlowPass(self.z_dim, self.length)   # log q costs nothing extra here
 
 
 class _PlanarFlowPass:
