@@ -20,11 +20,12 @@ PY=${PYTHON:-python}
 mkdir -p "$RUNS"
 
 if [ "$WHAT" = flows ] || [ "$WHAT" = all ]; then
-  # One architecture for both: two ReLU layers of 400 (the paper: maxout layers of 400),
+  # One architecture for both: two ReLU layers of 400, Glorot initialization (the paper:
+  # maxout layers of 400),
   # z of 40, Adam 1e-3 (the paper: RMSprop 1e-5 for 500k updates, too slow for this budget),
   # batch 100, the likelihood annealed over the first 10^4 updates (10^6 samples) as
   # beta_t = min(1, t / 10^6 samples) on the KL, one z per example.
-  COMMON=(--dataset binarized-mnist --hidden 400 400 --z-dim 40 --activation relu
+  COMMON=(--dataset binarized-mnist --hidden 400 400 --z-dim 40 --activation relu --init glorot
           --optimizer adam --lr 0.001 --weight-prior-std none --beta-warmup 1000000
           --epochs "$FLOW_EPOCHS")
   for model in vae planar-flow; do

@@ -30,16 +30,18 @@ kl_diagonal_gaussians does, and with C = 1 (gamma = pi = 1) R is that KL bit for
 
 As in the paper and the authors' Theano/Keras code, gamma is not a free distribution
 but gamma = p(c|z_s), the responsibilities at a sample z_s ~ q(z|x), and the gradient
-flows through gamma(z_s) too (VadeKL). R then no longer is a KL of its own, but it
-still bounds KL(q(z|x) || p(z)) from above in expectation:
+flows through gamma(z_s) too (VadeKL). R still bounds KL(q(z|x) || p(z)) from above,
+at every draw:
 
-* For any fixed distribution gamma, the chain rule of KL gives
-      R(gamma) = KL(q(z|x) || p(z)) + E_q(z|x)[KL(gamma || p(c|z))] >= KL(q(z|x) || p(z)).
+* For any distribution gamma, the chain rule of KL gives
+      R(gamma) = KL(q(z|x) || p(z)) + E_q(z|x)[KL(gamma || p(c|z))] >= KL(q(z|x) || p(z)),
+  and gamma(z~) is a distribution whatever z~ is.
 * R is linear in gamma except for sum_c gamma_c log gamma_c, which is convex; so R is
   convex in gamma, and by Jensen, for gamma = gamma(z~) with z~ ~ q(z|x),
       E_z~[R(gamma(z~))] >= R(E_z~ gamma(z~)) >= KL(q(z|x) || p(z)).
 
-So E[log p(x|z)] - R is, in expectation, below the ELBO with the exact KL to the
+So E[log p(x|z)] - R (the reconstruction term an estimate, hence "in expectation")
+is below the ELBO with the exact KL to the
 mixture prior, itself below log p(x): a valid, looser bound. The smallest R over gamma
 is at gamma*_c proportional to pi_c exp(-K_c), where R(gamma*) = -log sum_c pi_c
 exp(-K_c), still >= KL(q(z|x) || p(z)). The derivation is told in tutorials/11_vade.ipynb;

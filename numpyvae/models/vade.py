@@ -78,7 +78,9 @@ class VaDE(LatentGaussianModel):
     def pretrain(self, batches, steps, lr=0.001, progress=None):
         """Train the encoder's mean and the decoder as an autoencoder for ``steps``
         minibatches from ``batches()`` (a callable returning (x, condition)), Adam at lr.
-        The prior's arrays get no gradient and stay put. Returns the last loss."""
+        The prior's arrays get no gradient and stay put, and so does the encoder's
+        log-variance head (z = mu at zero noise): training on the bound starts from its
+        initial values, as the paper's protocol does. Returns the last loss."""
         optimizer = Adam(lr=lr)
         optimizer.initialize_state(self.params)
         loss = None
