@@ -37,8 +37,8 @@ import numpy
 
 from . import __version__, backend, checkpoint, datasets, models, rundir
 from .cli import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE,  # noqa: F401
-                  ArgumentParser, non_negative_float, non_negative_int, positive_float,
-                  positive_int)
+                  ArgumentParser, positive_float, positive_int)
+from .models.options import Option, cli_type
 from .likelihoods import independent_pixels_log_likelihood
 from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
@@ -68,18 +68,6 @@ DATASET_DEFAULTS = {
     "fashion-mnist": dict(hidden=[500], z_dim=20, likelihood="bernoulli", samples=1_000_000,
                           eval_size=1000),
 }
-# The settings that define the model and its optimization: a resumed run must keep them.
-# Those after "dtype" came with the model family; a run that predates them has their
-# default (None or False), which is what FAMILY_DEFAULTS fills in.
-RUN_SETTINGS = ("hidden", "z_dim", "likelihood", "activation", "output_activation",
-                "optimizer", "lr", "batch_size", "mc_samples", "beta", "weight_prior_std",
-                "init", "init_std", "seed", "dtype", "model", "decoder_hidden", "batch_norm",
-                "objective", "k", "beta_warmup", "lr_schedule", "adam_eps", "binarize",
-                "pool_splits")
-FAMILY_DEFAULTS = dict(model="vae", decoder_hidden=None, batch_norm=False, objective=None,
-                       k=None, beta_warmup=None, lr_schedule=None, adam_eps=None,
-                       binarize=None, pool_splits=False)
-LIST_SETTINGS = ("hidden", "decoder_hidden")
 TEST_SPLIT = "test"
 # Burda et al. (2016), sec. 5: Adam, 3^i epochs at lr 0.001 * 10^(-i/7), i = 0..7.
 IWAE_SCHEDULE_STAGES = 8
@@ -87,17 +75,6 @@ IWAE_SCHEDULE_STAGES = 8
 VADE_DECAY, VADE_DECAY_EPOCHS, VADE_MIN_LR = 0.9, 10, 0.0002
 
 
-def member_options():
-    """Every registered member's own options (numpyvae.models.base.Option), by name,
-    with the members that have each."""
-    found = {}
-    for name in models.names():
-        for option in models.model_class(name).member_options():
-            found.setdefault(option.name, (option, []))[1].append(name)
-    return found
-
-
-# --------------------------------------------------------------------- arguments
 def prior_std(text):
     """A positive float, or 0 / none to train without the weight prior."""
     if text.strip().lower() in ("0", "0.0", "none", "off"):
@@ -105,6 +82,63 @@ def prior_std(text):
     return positive_float(text)
 
 
+# The training run's own settings, described once like the models' options
+# (numpyvae.models.options): their flags and the --resume checks derive from these.
+TRAIN_OPTIONS = (
+    Option("model", "vae", "family member: " + ", ".join(models.names()), str, run=True,
+           cli=dict(choices=models.names())),
+    Option("optimizer", "adagrad", "adagrad (AEVB), sgd or adam", str, run=True,
+           cli=dict(choices=sorted(OPTIMIZERS))),
+    Option("lr", 0.01, "step size", positive_float, run=True),
+    Option("lr_schedule", None, "iwae: Burda et al.'s 3^i epochs at lr * 10^(-i/7), "
+           "i = 0..7 (3280 epochs); vade: lr * 0.9 every 10 epochs, at least 0.0002 (Jiang "
+           "et al.'s code)", str, run=True, cli=dict(choices=("iwae", "vade"))),
+    Option("adam_eps", None, "Adam's epsilon (1e-8; the IWAE paper used 1e-4)",
+           positive_float, run=True),
+    Option("batch_size", 100, "minibatch size M", positive_int, run=True),
+    Option("beta_warmup", None, "KL warm-up: beta rises linearly from 0 to --beta over this "
+           "many samples", positive_int, run=True, cli=dict(metavar="SAMPLES")),
+    Option("binarize", None, "binarize grey levels afresh per minibatch for a Bernoulli "
+           "decoder (the default; vade: --no-binarize, the cross-entropy on grey levels as "
+           "its code does)", bool, run=True, cli=dict(action=argparse.BooleanOptionalAction)),
+    Option("pool_splits", False, "train on the training and test splits pooled (vade's "
+           "default: its MNIST protocol); the test metrics are then not held out", bool,
+           run=True, cli=dict(action=argparse.BooleanOptionalAction)),
+)
+# How the command line spells the weight prior's "none": kept as "none" in settings.
+COMMAND_LINE_TYPES = {"weight_prior_std": prior_std}
+
+
+def model_option_owners():
+    """Every option of every registered member (Option), by name, with the members
+    that have it: the base options belong to all."""
+    found = {}
+    for name in models.names():
+        for option in models.model_class(name).member_options():
+            found.setdefault(option.name, (option, []))[1].append(name)
+    return found
+
+
+def setting_options(model_name=None):
+    """The options a run keeps in its settings, by setting name: the trainer's, and the
+    model options that have a flag (those of ``model_name``, or of every member)."""
+    owners = model_option_owners()
+    chosen = {option.setting_name: option for option in TRAIN_OPTIONS}
+    for option, members in owners.values():
+        if option.flags and (model_name is None or model_name in members):
+            chosen[option.setting_name] = option
+    return chosen
+
+
+# A run that predates a setting has the model's default for it (None: the model's own),
+# and runs from before the family are AEVB's VAE.
+FAMILY_DEFAULTS = dict(dict.fromkeys(setting_options()), model="vae", batch_norm=False,
+                       pool_splits=False)
+LIST_SETTINGS = tuple(name for name, option in setting_options().items()
+                      if option.cli.get("nargs") == "+")
+
+
+# --------------------------------------------------------------------- arguments
 def build_parser():
     parser = ArgumentParser(
         prog="python -m numpyvae.train",
@@ -120,49 +154,19 @@ def build_parser():
                "Continue a run with --resume RUN_DIR [--samples N].")
     add = parser.add_argument
     add("--dataset", choices=sorted(DATASET_DEFAULTS), help="data set (required unless --resume)")
-    add("--model", choices=models.names(),
-        help="family member: vae (AEVB), iwae, cvae (label-conditioned; needs labels), "
-             "cvae-quadrant (Sohn et al.'s structured prediction: complete a digit from one "
-             "quadrant)")
-    add("--z-dim", type=positive_int, help="latent dimension (frey 10, mnist 20)")
-    add("--hidden", "--encoder-hidden", dest="hidden", type=positive_int, nargs="+",
-        metavar="WIDTH", help="hidden layer widths of the encoder, e.g. --hidden 500 500")
-    add("--decoder-hidden", type=positive_int, nargs="+", metavar="WIDTH",
-        help="hidden widths of the decoder (default: the encoder's, mirrored)")
-    add("--batch-norm", action="store_const", const=True, default=None,
-        help="batch normalization after every hidden layer")
-    add("--likelihood", choices=("gaussian", "bernoulli", "gaussian-fixed"),
-        help="decoder p(x|z): gaussian (learned log-variance; frey) or bernoulli (mnist)")
-    add("--activation", choices=("tanh", "relu", "softplus", "sigmoid"), help="hidden activation (tanh)")
-    add("--objective", choices=("elbo", "iwae"),
-        help="training objective: elbo (default) or iwae, the K-sample bound (--k)")
-    add("--k", type=positive_int, help="importance samples K of the iwae objective (iwae: 5)")
-    add("--optimizer", choices=sorted(OPTIMIZERS), help="adagrad (AEVB), sgd or adam")
-    add("--lr", type=positive_float, help="step size (0.01)")
-    add("--lr-schedule", choices=("iwae", "vade"),
-        help="iwae: Burda et al.'s 3^i epochs at lr * 10^(-i/7), i = 0..7 (3280 epochs); "
-             "vade: lr * 0.9 every 10 epochs, at least 0.0002 (Jiang et al.'s code)")
-    add("--adam-eps", type=positive_float, help="Adam's epsilon (1e-8; the IWAE paper used 1e-4)")
-    add("--batch-size", type=positive_int, help="minibatch size M (100)")
-    add("--mc-samples", type=positive_int, help="L, z samples per example (1)")
-    add("--beta", type=non_negative_float, help="weight of the KL term (1 = the ELBO; >= 0)")
-    add("--beta-warmup", type=positive_int, metavar="SAMPLES",
-        help="KL warm-up: beta rises linearly from 0 to --beta over this many samples")
-    add("--weight-prior-std", type=prior_std,
-        help="std of the N(0, s^2 I) prior on all parameters, scaled by 1/n_train (1.0; 0 or none disables)")
-    add("--init", choices=("normal", "glorot"), help="normal = N(0, init_std^2) (AEVB)")
-    add("--binarize", action=argparse.BooleanOptionalAction, default=None,
-        help="binarize grey levels afresh per minibatch for a Bernoulli decoder (the "
-             "default; vade: --no-binarize, the cross-entropy on grey levels as its code does)")
-    add("--pool-splits", action=argparse.BooleanOptionalAction, default=None,
-        help="train on the training and test splits pooled (vade's default: its MNIST "
-             "protocol); the test metrics are then not held out")
-    for option, owners in member_options().values():
-        add(option.flag, type=option.parse, help=f"{option.help}; default {option.default}"
-            + ("" if len(owners) > 1 else f" (--model {owners[0]} only)"))
-    add("--init-std", type=positive_float, help="std of the normal initialization (0.01)")
-    add("--seed", type=non_negative_int, help="seeds initialization, noise and data order (0)")
-    add("--dtype", choices=("float32", "float64"), help="float32 (default) or float64")
+    owners = model_option_owners()
+    for setting, option in setting_options().items():
+        members = owners.get(option.name, (None, models.names()))[1]
+        only = "" if len(members) == len(models.names()) else f" (--model {' or '.join(members)})"
+        if any(setting in defaults for defaults in DATASET_DEFAULTS.values()):
+            default = "; default: per data set (below)"
+        else:
+            value = COMMON_DEFAULTS.get(setting, option.default)
+            default = "" if value is None else f"; default {_format_setting(value)}"
+        options = dict(option.cli)
+        if "action" not in options:
+            options.setdefault("type", COMMAND_LINE_TYPES.get(option.name, cli_type(option.parse)))
+        add(*option.flags, dest=setting, help=option.help + default + only, **options)
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--samples", type=positive_int,
                         help="total training samples the run should have seen (e.g. 1e6); with "
@@ -183,10 +187,6 @@ def build_parser():
     return parser
 
 
-def _flag(name):
-    return "--" + name.replace("_", "-")
-
-
 def _format_setting(value):
     return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
@@ -199,9 +199,12 @@ def _given(args, name):
 
 
 def run_setting_names(model_name):
-    """The settings a run of this member keeps: the common ones and the member's own."""
-    return RUN_SETTINGS + tuple(option.name for option in
-                                models.model_class(model_name).member_options())
+    """The settings a run of this member keeps: the trainer's and the member's options."""
+    return tuple(setting_options(model_name))
+
+
+def _flag_of(setting):
+    return setting_options()[setting].flags[0]
 
 
 def resolve_settings(args, stored=None):
@@ -211,17 +214,21 @@ def resolve_settings(args, stored=None):
     if stored is None:
         model_name = args.model or COMMON_DEFAULTS["model"]
         model_class = models.model_class(model_name)
-        own = {option.name: option.default for option in model_class.member_options()}
-        for name, (option, owners) in member_options().items():
-            if name not in own and getattr(args, name, None) is not None:
-                raise UsageError(f"{option.flag} applies to --model {' or '.join(owners)}, "
+        names = run_setting_names(model_name)
+        for setting, option in setting_options().items():
+            if setting not in names and getattr(args, setting, None) is not None:
+                owners = model_option_owners()[option.name][1]
+                raise UsageError(f"{option.flags[0]} applies to --model {' or '.join(owners)}, "
                                  f"not {model_name}: drop it or choose that model.")
-        settings = dict(COMMON_DEFAULTS, **FAMILY_DEFAULTS, **own)
+        # The member's own options (not the VAE's, whose defaults are the model's).
+        own = {option.setting_name: option.default
+               for option in model_class.__dict__.get("OPTIONS", ())}
+        settings = dict(FAMILY_DEFAULTS, **COMMON_DEFAULTS)
+        settings = {name: settings.get(name) for name in names}
+        settings.update(own)
         settings["model"] = model_name
-        settings.update({k: v for k, v in DATASET_DEFAULTS[args.dataset].items()
-                         if k in RUN_SETTINGS})
-        settings.update({k: v for k, v in model_class.RUN_DEFAULTS.items()
-                         if k in RUN_SETTINGS})
+        settings.update({k: v for k, v in DATASET_DEFAULTS[args.dataset].items() if k in names})
+        settings.update({k: v for k, v in model_class.RUN_DEFAULTS.items() if k in names})
         for name in run_setting_names(model_name):
             value = _given(args, name)
             if value is not None:
@@ -231,9 +238,9 @@ def resolve_settings(args, stored=None):
     conflicts = []
     for name in run_setting_names(stored["model"]):
         value = _given(args, name)
-        if value is not None and value != stored[name]:
-            conflicts.append(f"{_flag(name)} {_format_setting(value)} (the run has "
-                             f"{_flag(name)} {_format_setting(stored[name])})")
+        if value is not None and value != stored.get(name):
+            conflicts.append(f"{_flag_of(name)} {_format_setting(value)} (the run has "
+                             f"{_flag_of(name)} {_format_setting(stored[name])})")
     if conflicts:
         raise UsageError(
             "Cannot resume with different model or optimizer settings: "
@@ -243,23 +250,13 @@ def resolve_settings(args, stored=None):
 
 
 def model_options(settings, data):
-    """The model's constructor options: the settings, and what the data set supplies."""
-    prior = None if settings["weight_prior_std"] == "none" else settings["weight_prior_std"]
-    options = dict(x_dim=data.x_dim, hidden=settings["hidden"], z_dim=settings["z_dim"],
-                   likelihood=settings["likelihood"], activation=settings["activation"],
-                   output_activation=settings["output_activation"],
-                   samples=settings["mc_samples"], beta=settings["beta"],
-                   weight_prior_std=prior, weight_prior_scale=1.0 / data.n_train,
-                   init=settings["init"], init_std=settings["init_std"],
-                   seed=settings["seed"], dtype=settings["dtype"])
-    for name in ("decoder_hidden", "objective", "k"):
-        if settings.get(name) is not None:
-            options[name] = settings[name]
-    if settings.get("batch_norm"):
-        options["batch_norm"] = True
+    """The model's constructor options: its options' settings (those unset take the
+    model's defaults), the weight prior's 1/n_train, and what the data set supplies."""
     model_class = models.model_class(settings["model"])
-    options.update({option.name: settings[option.name]
-                    for option in model_class.member_options() if not option.run})
+    options = {option.name: settings[option.setting_name]
+               for option in model_class.member_options()
+               if not option.run and settings.get(option.setting_name) is not None}
+    options.update(x_dim=data.x_dim, weight_prior_scale=1.0 / data.n_train)
     options.update(model_class.options_from_data(data.image_shape, data.n_classes))
     return options
 

@@ -48,10 +48,8 @@ builds its own pieces over the shared parameter views and its own tape, so calli
 ``model.decode`` between someone's forward and backward cannot change their gradients.
 """
 import math
-from argparse import ArgumentTypeError
-from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy
 
@@ -59,35 +57,15 @@ from .. import backend
 from ..decoders import DECODERS
 from ..encoder import Encoder
 from ..kl import KLDiagonalGaussians, KLStandardNormal
-from ..layers import ACTIVATIONS, Concatenate
+from ..layers import Concatenate
 from ..parameters import ParameterDict, initialize_weight
 from ..parts.objectives import Elbo, IwaeBound, kl_term, log_weights
 from ..parts.posteriors import DiagonalGaussianPosterior
 from ..parts.priors import ConditionalGaussianPrior, StandardNormalPrior
 from ..parts.tape import Tape
 from ..reparameterize import Reparameterize
+from .options import BASE_OPTIONS, Option  # noqa: F401 (Option: the members import it here)
 
-OBJECTIVES = ("elbo", "iwae")
-
-
-@dataclass(frozen=True)
-class Option:
-    """One option of a member, described once: the constructor keyword and config.json
-    key (``name``), its default, its help text, and ``parse`` that validates a value
-    (a command-line string or a stored one) into what the model takes. The command
-    line's flag (--flow-length for flow_length), config.json and the --resume checks
-    all derive from it. ``run``: a setting of the training run (pretraining, say)
-    rather than a constructor argument."""
-
-    name: str
-    default: object
-    help: str
-    parse: Callable
-    run: bool = False
-
-    @property
-    def flag(self):
-        return "--" + self.name.replace("_", "-")
 
 
 class ElboParts(NamedTuple):
@@ -121,6 +99,15 @@ def _finite_number(value, what, low=None, low_inclusive=True):
         bound = ">=" if low_inclusive else ">"
         raise ValueError(f"{what} must be {bound} {low}, got {value!r}.")
     return number
+
+
+def _stored(value):
+    """An option's value as config.json holds it (lists, dtype names)."""
+    if isinstance(value, tuple):
+        return [_stored(item) for item in value]
+    if isinstance(value, numpy.dtype):
+        return value.name
+    return value
 
 
 def as_generator(rng, default):
@@ -165,7 +152,7 @@ class LatentGaussianModel:
     name = None              # the registry name (numpyvae.models)
     condition_kind = None    # None, "label" or "input": what ``condition`` holds
     learned_prior = False    # p(z|c) from a prior network instead of N(0, I)
-    OPTIONS = ()             # a member's own options (Option), beyond the VAE's
+    OPTIONS = BASE_OPTIONS   # a member adds its own Options in OPTIONS
     RUN_DEFAULTS = {}        # the member's training protocol: numpyvae.train settings
 
     @classmethod
@@ -173,69 +160,42 @@ class LatentGaussianModel:
         """Every Option of this class and its bases, each once."""
         found = {}
         for klass in reversed(cls.__mro__):
-            for option in getattr(klass, "OPTIONS", ()):
+            for option in klass.__dict__.get("OPTIONS", ()):
                 found[option.name] = option
         return tuple(found.values())
 
     def _take_options(self, given):
-        """Pop this member's options from ``given``, validated, onto self."""
+        """Every option of this class from ``given`` (its default where absent),
+        validated, onto self; anything else in ``given`` is an error."""
         for option in self.member_options():
             value = given.pop(option.name, option.default)
-            if option.run:
-                continue
-            try:
+            if not option.run:
                 setattr(self, option.name, option.parse(value))
-            except (TypeError, ValueError, ArgumentTypeError) as error:
-                raise ValueError(f"{option.name}: {error}") from None
+        if given:
+            known = ", ".join(option.name for option in self.member_options())
+            raise TypeError(f"{type(self).__name__} got unknown option(s) "
+                            f"{', '.join(sorted(given))}; its options are: {known}.")
 
-    def __init__(self, x_dim, hidden=(200,), z_dim=10, likelihood="gaussian",
-                 activation="tanh", seed=0, dtype=numpy.float32, output_activation="sigmoid",
-                 decoder_variance=1.0, samples=1, beta=1.0, weight_prior_std=None,
-                 weight_prior_scale=1.0, init="normal", init_std=0.01, decoder_hidden=None,
-                 batch_norm=False, objective="elbo", k=1, condition_dim=0, prior_hidden=None):
+    def __init__(self, x_dim, *positional, condition_dim=0, prior_hidden=None, **options):
+        # Positional arguments after x_dim are the VAE's options in their order
+        # (nv.VAE(560, (200,), 10) as before the options were described).
+        if len(positional) > len(BASE_OPTIONS):
+            raise TypeError(f"{type(self).__name__} takes x_dim and at most "
+                            f"{len(BASE_OPTIONS)} positional options.")
+        for option, value in zip(BASE_OPTIONS, positional):
+            if option.name in options:
+                raise TypeError(f"{type(self).__name__} got {option.name} twice.")
+            options[option.name] = value
         self.x_dim = positive_int(x_dim, "x_dim")
-        self.z_dim = positive_int(z_dim, "z_dim")
-        self.hidden = _widths(hidden, "hidden")
-        self.decoder_hidden = (self.hidden[::-1] if decoder_hidden is None
-                               else _widths(decoder_hidden, "decoder hidden"))
+        self._take_options(options)       # every Option of the class: validated, on self
+        self.decoder_hidden = (self.hidden[::-1] if self.decoder_hidden is None
+                               else self.decoder_hidden)
         self.prior_hidden = (self.hidden if prior_hidden is None
                              else _widths(prior_hidden, "prior hidden"))
-        if likelihood not in DECODERS:
-            raise ValueError(f"Unknown likelihood {likelihood!r}: choose one of "
-                             f"{', '.join(DECODERS)}.")
-        for activation_name in (activation, output_activation):
-            if activation_name not in ACTIVATIONS:
-                raise ValueError(f"Unknown activation {activation_name!r}: choose one of "
-                                 f"{', '.join(ACTIVATIONS)}.")
-        self.dtype = numpy.dtype(dtype)
-        if self.dtype not in (numpy.float32, numpy.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}.")
-        if weight_prior_std is not None:
-            weight_prior_std = _finite_number(weight_prior_std, "weight_prior_std", 0.0, False)
-        if objective not in OBJECTIVES:
-            raise ValueError(f"Unknown objective {objective!r}: choose one of "
-                             f"{', '.join(OBJECTIVES)}.")
-        if isinstance(seed, bool) or not isinstance(seed, (int, numpy.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}.")
-        if init not in ("normal", "glorot"):
-            raise ValueError(f"Unknown init {init!r}: use 'normal' (AEVB) or 'glorot'.")
-        self.likelihood = likelihood
-        self.activation = activation
-        self.output_activation = output_activation
-        self.decoder_variance = _finite_number(decoder_variance, "decoder_variance", 0.0, False)
-        self.samples = positive_int(samples, "samples (L)")
-        self._beta = _finite_number(beta, "beta (the KL weight)", 0.0)
-        self.objective = objective
-        self.k = positive_int(k, "k (importance samples)")
         self._check_beta(self._beta)
-        if objective == "iwae" and self.samples != 1:
+        if self.objective == "iwae" and self.samples != 1:
             raise ValueError("The IWAE objective draws k samples per example: set k, "
                              f"not samples (got samples={self.samples}).")
-        self.weight_prior_std = weight_prior_std
-        self.weight_prior_scale = _finite_number(weight_prior_scale, "weight_prior_scale", 0.0)
-        self.init, self.seed = init, int(seed)
-        self.init_std = _finite_number(init_std, "init_std", 0.0, False)
-        self.batch_norm = bool(batch_norm)
         self.condition_dim = int(condition_dim)
         self.check_finite = True  # one pass over a host batch; cheap next to the matmuls
         self.xp = backend.get_backend()
@@ -251,9 +211,9 @@ class LatentGaussianModel:
         self.prior = self.prior_part()
         self._heads = tuple(self.posterior.heads())
         self._q_names_cached = tuple(f"q.{name}" for name, _ in self._heads)
-        self.objective_part = (IwaeBound(self.k) if objective == "iwae"
+        self.objective_part = (IwaeBound(self.k) if self.objective == "iwae"
                                else Elbo(self.beta, self.samples))
-        decoder_class = DECODERS[likelihood]
+        decoder_class = DECODERS[self.likelihood]
         bn = self.batch_norm
         trunk = self.encoder_sizes[:-1]
         layout = (Encoder.layout(trunk, self.posterior.heads(), "encoder", bn)
@@ -268,7 +228,7 @@ class LatentGaussianModel:
         init_rng = numpy.random.default_rng(self.seed)
         for name, value in self.params.items():
             if name.endswith(".W"):
-                initialize_weight(value, init_rng, init, self.init_std)
+                initialize_weight(value, init_rng, self.init, self.init_std)
             elif name.endswith(".bn.scale"):
                 value[...] = 1
         for name, value in self.buffers.items():
@@ -279,9 +239,9 @@ class LatentGaussianModel:
 
         self._decoder_class = decoder_class
         self._decoder_options = {}
-        if likelihood != "bernoulli":
-            self._decoder_options["output_activation"] = output_activation
-        if likelihood == "gaussian-fixed":
+        if self.likelihood != "bernoulli":
+            self._decoder_options["output_activation"] = self.output_activation
+        if self.likelihood == "gaussian-fixed":
             self._decoder_options["variance"] = self.decoder_variance
         # Persistent pieces for code that drives them by hand (tutorials 04-06); the
         # model's own passes never use them.
@@ -298,6 +258,9 @@ class LatentGaussianModel:
 
     @beta.setter
     def beta(self, value):
+        if "objective_part" not in self.__dict__:   # being built: checked with the rest
+            self._beta = value
+            return
         self._beta = self._check_beta(value)
         self.objective_part.beta = self._beta if self.objective != "iwae" else 1.0
 
@@ -342,23 +305,12 @@ class LatentGaussianModel:
     def config(self):
         """The constructor arguments, to rebuild the same architecture
         (``numpyvae.models.create(model.name, **model.config())``)."""
-        config = dict(x_dim=self.x_dim, hidden=list(self.hidden), z_dim=self.z_dim,
-                      likelihood=self.likelihood, activation=self.activation,
-                      output_activation=self.output_activation,
-                      decoder_variance=self.decoder_variance, samples=self.samples,
-                      beta=self.beta, weight_prior_std=self.weight_prior_std,
-                      weight_prior_scale=self.weight_prior_scale, init=self.init,
-                      init_std=self.init_std, seed=self.seed, dtype=self.dtype.name)
-        # Options added with the family appear only when they differ from the AEVB
-        # model's, so an AEVB run's config.json reads as before.
-        if self.decoder_hidden != self.hidden[::-1]:
-            config["decoder_hidden"] = list(self.decoder_hidden)
-        if self.batch_norm:
-            config["batch_norm"] = True
-        if self.objective != "elbo" or self.k != 1:
-            config.update(objective=self.objective, k=self.k)
-        config.update({option.name: getattr(self, option.name)
-                       for option in self.member_options() if not option.run})
+        config = dict(x_dim=self.x_dim)
+        for option in self.member_options():
+            value = None if option.run else getattr(self, option.name)
+            if option.run or (option.omit_when is not None and option.omit_when(self, value)):
+                continue
+            config[option.name] = _stored(value)
         return config
 
     def widest_layer(self):

@@ -21,9 +21,5 @@ class PlanarFlowVAE(LatentGaussianModel):
     OPTIONS = (Option("flow_length", 10, "planar flow steps K of q(z|x) (planar-flow)",
                       positive_int),)
 
-    def __init__(self, x_dim, **options):
-        self._take_options(options)
-        super().__init__(x_dim, **options)
-
     def posterior_part(self):
         return PlanarFlowPosterior(self.z_dim, self.flow_length)

@@ -40,10 +40,6 @@ class VaDE(LatentGaussianModel):
                         lr_schedule="vade", weight_prior_std="none", init="glorot",
                         binarize=False, pool_splits=True, epochs=300)
 
-    def __init__(self, x_dim, **options):
-        self._take_options(options)
-        super().__init__(x_dim, **options)
-
     def prior_part(self):
         return GaussianMixturePrior(self.z_dim, self.n_components)
 
