@@ -64,7 +64,7 @@ from ..parts.posteriors import DiagonalGaussianPosterior
 from ..parts.priors import ConditionalGaussianPrior, StandardNormalPrior
 from ..parts.tape import Tape
 from ..reparameterize import Reparameterize
-from .options import BASE_OPTIONS, Option  # noqa: F401 (Option: the members import it here)
+from .options import BASE_OPTIONS, Option, finite_number  # noqa: F401 (Option: for the members)
 
 
 
@@ -86,19 +86,6 @@ def _widths(value, what):
     if isinstance(value, (int, numpy.integer)) and not isinstance(value, bool):
         value = (value,)
     return tuple(positive_int(width, f"Every {what} width") for width in value)
-
-
-def _finite_number(value, what, low=None, low_inclusive=True):
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {value!r}.") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{what} must be finite, got {value!r}.")
-    if low is not None and (number < low or (number == low and not low_inclusive)):
-        bound = ">=" if low_inclusive else ">"
-        raise ValueError(f"{what} must be {bound} {low}, got {value!r}.")
-    return number
 
 
 def _stored(value):
@@ -478,7 +465,7 @@ class LatentGaussianModel:
     def _check_beta(self, beta):
         if beta is None:
             return None
-        beta = _finite_number(beta, "beta (the KL weight)", 0.0)
+        beta = finite_number(beta, "beta (the KL weight)", 0.0)
         if self.objective == "iwae" and beta != 1.0:
             raise ValueError(f"beta = {beta} has no meaning for the IWAE bound: use "
                              "objective='elbo' for a beta-VAE, or beta = 1.")

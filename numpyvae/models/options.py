@@ -61,47 +61,46 @@ class Option:
 
 
 # ------------------------------------------------------------------- validators
-def _number(value, what):
-    if isinstance(value, bool):
-        raise ValueError(f"{what} must be a number, got {value!r}.")
+def finite_number(value, what, low=None, low_inclusive=True):
+    """float(value), finite and (if ``low``) at least ``low``, or a one-line ValueError."""
     try:
+        if isinstance(value, bool):
+            raise TypeError
         number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"{what} must be a number, got {value!r}.") from None
     if not math.isfinite(number):
         raise ValueError(f"{what} must be finite, got {value!r}.")
+    if low is not None and (number < low or (number == low and not low_inclusive)):
+        raise ValueError(f"{what} must be {'>=' if low_inclusive else '>'} {low}, got {value!r}.")
     return number
 
 
-def positive_int(what):
+def integer_at_least(what, low):
+    """An integer >= low (1: "a positive integer", 0: "a non-negative integer"); a
+    command-line string or an integral float is accepted."""
+    kind = "a positive integer" if low == 1 else "a non-negative integer"
+
     def parse(value):
-        number = _number(value, what) if isinstance(value, str) else value
+        number = finite_number(value, what) if isinstance(value, str) else value
         if (isinstance(number, bool) or not isinstance(number, (int, float, numpy.integer,
                                                                  numpy.floating))
-                or number != int(number) or number < 1):
-            raise ValueError(f"{what} must be a positive integer, got {value!r}.")
+                or number != int(number) or number < low):
+            raise ValueError(f"{what} must be {kind}, got {value!r}.")
         return int(number)
     return parse
+
+
+def positive_int(what):
+    return integer_at_least(what, 1)
 
 
 def non_negative_int(what):
-    def parse(value):
-        number = _number(value, what) if isinstance(value, str) else value
-        if (isinstance(number, bool) or not isinstance(number, (int, float, numpy.integer,
-                                                                 numpy.floating))
-                or number != int(number) or number < 0):
-            raise ValueError(f"{what} must be a non-negative integer, got {value!r}.")
-        return int(number)
-    return parse
+    return integer_at_least(what, 0)
 
 
 def number_at_least(what, low, inclusive=True):
-    def parse(value):
-        number = _number(value, what)
-        if number < low or (number == low and not inclusive):
-            raise ValueError(f"{what} must be {'>=' if inclusive else '>'} {low}, got {value!r}.")
-        return number
-    return parse
+    return lambda value: finite_number(value, what, low, inclusive)
 
 
 def optional(parse, off=("none", "off", "0", "0.0")):
