@@ -190,10 +190,10 @@ def evaluate_clustering(run_dir, split="test", data_dir=None, stream=None):
     for name in splits:
         parts = [name] if name != "train+test" else ["train", "test"]
         loaded = [load_split(config, part, data_dir, 0) for part in parts]
+        if any(labels is None for _, labels in loaded):
+            raise UsageError(f"{config['dataset']} has no labels to score clusters against.")
         images = numpy.concatenate([images for images, _ in loaded])
         labels = numpy.concatenate([labels for _, labels in loaded])
-        if labels is None or labels.dtype == object:
-            raise UsageError(f"{config['dataset']} has no labels to score clusters against.")
         assigned = cluster_assignments(model, backend.to_device(images), None)
         accuracy, mapping = cluster_accuracy(labels, assigned)
         nmi = normalized_mutual_information(labels, assigned)

@@ -701,7 +701,7 @@ def binarizes(settings):
 
 
 def _data_for(config, settings, eval_size, data_dir):
-    binary = binarizes(dict(settings, likelihood=config["model"].get("likelihood")))
+    binary = binarizes(settings)
     return Data(config["dataset"], settings, eval_size, data_dir, settings["seed"], binary)
 
 

@@ -64,7 +64,8 @@ from ..parts.posteriors import DiagonalGaussianPosterior
 from ..parts.priors import ConditionalGaussianPrior, StandardNormalPrior
 from ..parts.tape import Tape
 from ..reparameterize import Reparameterize
-from .options import BASE_OPTIONS, Option, finite_number  # noqa: F401 (Option: for the members)
+from .options import (BASE_OPTIONS, Option, finite_number,  # noqa: F401 (Option: for members)
+                      integer_at_least, widths)
 
 
 
@@ -77,15 +78,7 @@ class ElboParts(NamedTuple):
 
 
 def positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def _widths(value, what):
-    if isinstance(value, (int, numpy.integer)) and not isinstance(value, bool):
-        value = (value,)
-    return tuple(positive_int(width, f"Every {what} width") for width in value)
+    return integer_at_least(what, 1)(value)
 
 
 def _stored(value):
@@ -178,7 +171,7 @@ class LatentGaussianModel:
         self.decoder_hidden = (self.hidden[::-1] if self.decoder_hidden is None
                                else self.decoder_hidden)
         self.prior_hidden = (self.hidden if prior_hidden is None
-                             else _widths(prior_hidden, "prior hidden"))
+                             else widths("prior hidden")(prior_hidden))
         self._check_beta(self._beta)
         if self.objective == "iwae" and self.samples != 1:
             raise ValueError("The IWAE objective draws k samples per example: set k, "
@@ -197,13 +190,13 @@ class LatentGaussianModel:
         self.posterior = self.posterior_part()
         self.prior = self.prior_part()
         self._heads = tuple(self.posterior.heads())
-        self._q_names_cached = tuple(f"q.{name}" for name, _ in self._heads)
+        self._q_names = tuple(f"q.{name}" for name, _ in self._heads)
         self.objective_part = (IwaeBound(self.k) if self.objective == "iwae"
                                else Elbo(self.beta, self.samples))
         decoder_class = DECODERS[self.likelihood]
         bn = self.batch_norm
         trunk = self.encoder_sizes[:-1]
-        layout = (Encoder.layout(trunk, self.posterior.heads(), "encoder", bn)
+        layout = (Encoder.layout(trunk, self._heads, "encoder", bn)
                   + decoder_class.layout(self.decoder_sizes, batch_norm=bn) + self.prior.layout())
         buffer_layout = (Encoder.buffer_layout(trunk, "encoder", bn)
                          + decoder_class.buffer_layout(self.decoder_sizes, batch_norm=bn)
@@ -271,12 +264,9 @@ class LatentGaussianModel:
         """Fresh pieces over the shared parameters and a fresh tape: one pass's state
         (``log_q``: whether anything in the pass reads log q(z|x))."""
         options = dict(batch_norm=self.batch_norm, buffers=self.buffers, training=training)
-        encoder = Encoder(self.encoder_sizes[:-1], self._heads, self.activation,
-                          self.params, self.grads, **options)
-        if self.posterior.gaussian_heads == ("mu", "logvar") and len(encoder.heads) == 2:
-            encoder.mu_head, encoder.logvar_head = encoder.heads
         return SimpleNamespace(
-            encoder=encoder,
+            encoder=Encoder(self.encoder_sizes[:-1], self._heads, self.activation,
+                            self.params, self.grads, **options),
             decoder=self._decoder_class(self.decoder_sizes, self.activation, self.params,
                                         self.grads, **options, **self._decoder_options),
             posterior=self.posterior.bind(log_q),
@@ -302,7 +292,7 @@ class LatentGaussianModel:
 
     def widest_layer(self):
         """The widest activation a pass computes per sample (sizes evaluation chunks)."""
-        heads = tuple(size for _, size in self.posterior.heads())
+        heads = tuple(size for _, size in self._heads)
         return max(self.encoder_sizes + self.decoder_sizes + heads + (self.prior.widest(),))
 
     # ---------------------------------------------------- for the training command
@@ -417,12 +407,16 @@ class LatentGaussianModel:
         return self.k if self.objective == "iwae" else self.samples
 
     # ---------------------------------------------------------------- forward
-    def _q_names(self):
-        return self._q_names_cached
-
     def _forward(self, pieces, x, features, eps):
         """The chain up to the terms every objective uses, on the pass's tape:
         q's heads, z and log q(z|x) (S, N), log p(x|z) (S, N), the prior's parameters."""
+        tape = self._posterior_on_tape(pieces, x, features, eps)
+        self._log_likelihood(pieces, "z", features)
+        pieces.prior.record(tape)
+        return tape
+
+    def _posterior_on_tape(self, pieces, x, features, eps):
+        """q's heads, then z and log q(z|x) (S, N), on the pass's tape."""
         tape = pieces.tape
         tape.constant("x", x)
         tape.constant("eps", eps)
@@ -431,11 +425,9 @@ class LatentGaussianModel:
             tape.constant("features", features)
             tape.apply(Concatenate(), ("x", "features"), ("encoder_input",))
             encoder_input = "encoder_input"
-        q_names = self._q_names()
-        tape.apply(pieces.encoder, (encoder_input,), q_names)
-        tape.apply(pieces.posterior, q_names + ("eps",), ("z", "log_q"), grads_for=q_names)
-        self._log_likelihood(pieces, "z", features)
-        pieces.prior.record(tape)
+        tape.apply(pieces.encoder, (encoder_input,), self._q_names)
+        tape.apply(pieces.posterior, self._q_names + ("eps",), ("z", "log_q"),
+                   grads_for=self._q_names)
         return tape
 
     def _log_likelihood(self, pieces, z, features):
@@ -478,8 +470,7 @@ class LatentGaussianModel:
         objective = objective or self.objective_part
         pieces = self._pieces(training=True, log_q=objective.needs_log_q(self.posterior))
         tape = self._forward(pieces, x, features, eps)
-        objective = objective.record(tape, self.posterior,
-                                                              pieces.prior, beta)
+        objective = objective.record(tape, self.posterior, pieces.prior, beta)
         loss = -objective.mean() + self.weight_prior_penalty()
         return loss, pieces, x.shape[0]
 
@@ -553,32 +544,27 @@ class LatentGaussianModel:
         """log p(x, z | c) = log p(x|z, c) + log p(z|c) for z (S, N, z_dim): (S, N).
         Batch norm in evaluation mode. What the exactness checks integrate over z."""
         x = self._data(x)
-        features = self._features(condition, x.shape[0])
         z = self.xp.asarray(z, dtype=self.dtype)
         if z.ndim != 3 or z.shape[1:] != (x.shape[0], self.z_dim):
             raise ValueError(f"z must have shape (S, N, z_dim) = (S, {x.shape[0]}, "
                              f"{self.z_dim}), got {tuple(z.shape)}.")
-        pieces = self._pieces(training=False)
-        tape = pieces.tape
-        tape.constant("x", x)
-        tape.constant("z", z)
-        if features is not None:
-            tape.constant("features", features)
-        log_likelihood = self._log_likelihood(pieces, "z", features)
-        pieces.prior.record(tape)
-        return log_likelihood + pieces.prior.log_density(tape, "z")
+        pieces, log_prior = self._log_prior_pass(z, condition)
+        pieces.tape.constant("x", x)
+        return self._log_likelihood(pieces, "z", pieces.tape.values.get("features")) + log_prior
 
     def log_prior(self, z, condition=None):
         """log p(z|c) for z (S, N, z_dim): (S, N). Batch norm in evaluation mode."""
-        z = self.xp.asarray(z, dtype=self.dtype)
+        return self._log_prior_pass(self.xp.asarray(z, dtype=self.dtype), condition)[1]
+
+    def _log_prior_pass(self, z, condition):
+        """An evaluation pass holding z (and the condition) with log p(z|c) on its tape."""
         features = self._features(condition, z.shape[-2])
         pieces = self._pieces(training=False)
-        tape = pieces.tape
-        tape.constant("z", z)
+        pieces.tape.constant("z", z)
         if features is not None:
-            tape.constant("features", features)
-        pieces.prior.record(tape)
-        return pieces.prior.log_density(tape, "z")
+            pieces.tape.constant("features", features)
+        pieces.prior.record(pieces.tape)
+        return pieces, pieces.prior.log_density(pieces.tape, "z")
 
     def encode(self, x, condition=None):
         """The encoder's heads for x: (mu, logvar) of q(z|x, c), each (N, z_dim), for a
@@ -596,7 +582,7 @@ class LatentGaussianModel:
         features = self._features(condition, x.shape[0])
         eps = self.xp.zeros((1, x.shape[0], self.z_dim), dtype=self.dtype)
         pieces = self._pieces(training=False, log_q=False)
-        return self._forward(pieces, x, features, eps)["z"][0]
+        return self._posterior_on_tape(pieces, x, features, eps)["z"][0]
 
     def _decoder_input(self, pieces, z, condition):
         z = self.xp.asarray(z, dtype=self.dtype)
@@ -617,10 +603,7 @@ class LatentGaussianModel:
         condition)."""
         rows = n if condition is None or n is not None else len(condition)
         features = self._features(condition, rows)   # validates the condition
-        if not self.learned_prior:
-            zeros = self.xp.zeros((rows or 1, self.z_dim), dtype=self.dtype)
-            return zeros, zeros.copy()
-        return self._pieces(training=False).prior.parameters(features, rows)
+        return self._pieces(training=False).prior.parameters(features, rows or 1)
 
     def prior_sample(self, n, rng=None, condition=None):
         """n draws z ~ p(z|c): (n, z_dim)."""

@@ -76,16 +76,20 @@ def kl_term(tape, posterior, prior_pass, out="kl"):
         closed = prior_pass.kl(tape, names, "z", out)
         if closed is not None:
             return closed
-    if "log_prior" not in tape:
-        prior_pass.log_density(tape, "z")
+    _log_prior(tape, prior_pass)
     return tape.apply(MonteCarloKL(), ("log_q", "log_prior"), (out,),
                       grads_for=("log_q", "log_prior"))
 
 
-def log_weights(tape, prior_pass, out="log_weights"):
-    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) on the tape: (S, N)."""
+def _log_prior(tape, prior_pass):
+    """log p(z) of the tape's z, put on it once."""
     if "log_prior" not in tape:
         prior_pass.log_density(tape, "z")
+
+
+def log_weights(tape, prior_pass, out="log_weights"):
+    """log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) on the tape: (S, N)."""
+    _log_prior(tape, prior_pass)
     names = ("log_likelihood", "log_prior", "log_q")
     return tape.apply(LogWeights(), names, (out,), grads_for=names)
 

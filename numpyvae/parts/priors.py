@@ -8,6 +8,7 @@ A prior part owns its parameters (``layout``/``buffer_layout``, named under
     pass.kl(tape, q_names, "z")       a KL(q(z|x) || p(z|c)) estimate (N,) in closed form,
                                       or None where the pair has none (then the
                                       objective takes the Monte-Carlo KL)
+    pass.parameters(features, n)      mu_p, logvar_p of a Gaussian prior, (n, D) each
     pass.sample(eps, features, rng)   z ~ p(z|c) from standard normal draws eps (N, D)
 
 Tutorials: 03 (the KL), 09 (the conditional prior), 11 (the mixture prior).
@@ -35,7 +36,7 @@ class StandardNormalPrior:
         return []
 
     def bind(self, params, grads, buffers, training):
-        return _StandardNormalPass(self.z_dim)
+        return _StandardNormalPass(self.z_dim, params.flat.dtype, params.xp)
 
     def widest(self):
         return 0
@@ -44,8 +45,8 @@ class StandardNormalPrior:
 class _StandardNormalPass:
     batch_norms = ()
 
-    def __init__(self, z_dim):
-        self.z_dim = z_dim
+    def __init__(self, z_dim, dtype, xp):
+        self.z_dim, self.dtype, self.xp = z_dim, dtype, xp
 
     def record(self, tape):
         return ()
@@ -57,7 +58,9 @@ class _StandardNormalPass:
         return tape.apply(KLStandardNormal(), q_names, (out,), grads_for=q_names)
 
     def parameters(self, features, n):
-        raise NotImplementedError
+        """mu = 0, logvar = 0 for each of n rows."""
+        zeros = self.xp.zeros((n, self.z_dim), dtype=self.dtype)
+        return zeros, zeros.copy()
 
     def sample(self, eps, features, rng):
         return eps
