@@ -15,7 +15,8 @@ from .batchnorm import BatchNorm
 from .densities import (GaussianLogDensity, LogMeanExp, ReparameterizedLogDensity,
                         StandardNormalLogDensity)
 from .layers import Concatenate
-from .models import CVAE, IWAE, VAE, ElboParts, PlanarFlowVAE, QuadrantCVAE, VaDE
+from .models import CVAE, IWAE, VAE, VQVAE, ElboParts, PlanarFlowVAE, QuadrantCVAE, VaDE
+from .conv import BatchNorm2D, Conv2D, ConvTranspose2D
 from .flows import PlanarFlow, PlanarInvertibility, PlanarStep
 from .mixture import GaussianMixtureLogDensity, VadeKL
 

@@ -1,4 +1,4 @@
-"""Decoders p(x|z): an MLP trunk, linear heads, and a log-likelihood.
+"""Decoders p(x|z): a network's heads (an MLP or a conv net), and a log-likelihood.
 
 Every decoder has the same interface, used by the VAE objective:
 
@@ -12,56 +12,31 @@ Every decoder has the same interface, used by the VAE objective:
 import math
 
 from . import backend
-from .encoder import head_entries
-from .layers import MLP, Dense, make_activation, sigmoid
+from .layers import make_activation, sigmoid
 from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikelihood,
                           GaussianLogLikelihood)
 
 
 class _Decoder:
+    """A likelihood on a network's heads (one per name in ``head_names``, each
+    (..., x_dim)): an MLP or a conv net (numpyvae.networks), built for the pass."""
+
     head_names = ()
 
-    def __init__(self, sizes, activation, params, grads, batch_norm=False, buffers=None,
-                 training=True):
-        self.trunk = MLP(sizes[:-1], activation, params, grads, "decoder.hidden",
-                         batch_norm=batch_norm, buffers=buffers, training=training)
-        self.batch_norms = self.trunk.batch_norms
-        self.heads = [Dense(params[weight], params[bias], grads[weight], grads[bias])
-                      for _, weight, bias, _, _ in self._heads(sizes)]
+    def __init__(self, network):
+        self.network = network
+        self.batch_norms = network.batch_norms
 
     @classmethod
-    def _heads(cls, sizes):
-        return head_entries("decoder", sizes[-2], [(name, sizes[-1]) for name in cls.head_names])
-
-    @classmethod
-    def layout(cls, sizes, batch_norm=False):
-        """``sizes`` = (z_dim [+ condition width], *hidden, x_dim)."""
-        entries = MLP.layout(sizes[:-1], "decoder.hidden", batch_norm)
-        for _, weight, bias, weight_shape, bias_shape in cls._heads(sizes):
-            entries += [(weight, weight_shape), (bias, bias_shape)]
-        return entries
-
-    @staticmethod
-    def buffer_layout(sizes, batch_norm=False):
-        return MLP.buffer_layout(sizes[:-1], "decoder.hidden", batch_norm)
+    def heads(cls, x_dim):
+        """((name, size), ...) of the network's heads."""
+        return tuple((name, x_dim) for name in cls.head_names)
 
     def _forward_heads(self, z):
-        """Run trunk and heads on z flattened to rows; outputs reshaped like z."""
-        self.z_shape = z.shape
-        rows = z.reshape(-1, z.shape[-1])
-        h = self.trunk.forward(rows)
-        lead = z.shape[:-1]
-        return [head.forward(h).reshape(lead + (-1,)) for head in self.heads]
+        return self.network.forward(z)
 
     def _backward_heads(self, grad_heads):
-        grad_h = None
-        for head, grad in zip(self.heads, grad_heads):
-            part = head.backward(grad.reshape(-1, grad.shape[-1]))
-            if grad_h is None:
-                grad_h = part
-            else:
-                grad_h += part
-        return self.trunk.backward(grad_h).reshape(self.z_shape)
+        return self.network.backward(*grad_heads, need_input_grad=True)
 
 
 class BernoulliDecoder(_Decoder):
@@ -69,8 +44,8 @@ class BernoulliDecoder(_Decoder):
 
     head_names = ("logits",)
 
-    def __init__(self, sizes, activation, params, grads, **net_options):
-        super().__init__(sizes, activation, params, grads, **net_options)
+    def __init__(self, network):
+        super().__init__(network)
         self.likelihood = BernoulliLogLikelihood()
 
     def log_likelihood(self, x, z):
@@ -100,9 +75,8 @@ class GaussianDecoder(_Decoder):
 
     head_names = ("mean", "logvar")
 
-    def __init__(self, sizes, activation, params, grads, output_activation="sigmoid",
-                 **net_options):
-        super().__init__(sizes, activation, params, grads, **net_options)
+    def __init__(self, network, output_activation="sigmoid"):
+        super().__init__(network)
         self.output = make_activation(output_activation)
         self.likelihood = GaussianLogLikelihood()
 
@@ -132,9 +106,8 @@ class FixedVarianceGaussianDecoder(_Decoder):
 
     head_names = ("mean",)
 
-    def __init__(self, sizes, activation, params, grads, output_activation="sigmoid",
-                 variance=1.0, **net_options):
-        super().__init__(sizes, activation, params, grads, **net_options)
+    def __init__(self, network, output_activation="sigmoid", variance=1.0):
+        super().__init__(network)
         self.output = make_activation(output_activation)
         self.likelihood = FixedVarianceGaussianLogLikelihood(variance)
         self.variance = self.likelihood.variance

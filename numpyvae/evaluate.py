@@ -60,6 +60,10 @@ def build_parser():
         help="clustering accuracy (best one-to-one matching of clusters to labels) and NMI of "
              "a clustering model (vade) instead of the likelihoods; on the split, and on "
              "train and test pooled when the run trained on them pooled")
+    add("--codes", action="store_true",
+        help="for a VQ model (vq-vae): reconstruction error (MSE per pixel, nats), codebook "
+             "perplexity and dead codes over the whole split, and the bound log p(x|z_q) - "
+             "M log K, instead of importance sampling (its q is deterministic)")
     return parser
 
 
@@ -104,6 +108,10 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
              max_floats=DEFAULT_MAX_FLOATS, seed=0, data_dir=None, stream=None):
     """Compute, print and save the evaluation of RUN_DIR; returns the result dict."""
     model, config, meta = load_model(run_dir)
+    if hasattr(model, "codes"):
+        print("A VQ model's q is deterministic, so importance sampling adds nothing: "
+              "evaluating its codes (--codes).", file=sys.stderr if stream is None else stream)
+        return evaluate_codes(run_dir, split=split, data_dir=data_dir, stream=stream)
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
     images, labels = load_split(config, split, data_dir, seed)
     indices = subset_indices(len(images), n_test, seed)
@@ -160,6 +168,51 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
     return result
 
 
+def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None):
+    """What users of a VQ model look at, over the whole split: the reconstruction's mean
+    squared error per pixel and -log p(x|z_q) in nats, the codebook's perplexity and
+    dead codes over the split (a batch's perplexity depends on its size), and the bound
+    log p(x) >= log p(x|z_q) - M log K that the uniform prior over codes gives."""
+    from .quantize import code_usage
+
+    model, config, meta = load_model(run_dir)
+    data_dir = data_dir if data_dir is not None else config.get("data_dir")
+    stream = sys.stderr if stream is None else stream
+    images, labels = load_split(config, split, data_dir, 0)
+    squared, log_likelihood, bound, codes = [], [], [], []
+    start = time.monotonic()
+    for first in range(0, len(images), batch):
+        rows = None if labels is None else labels[first:first + batch]
+        x, condition = model.inputs(backend.to_device(images[first:first + batch]), rows)
+        reconstruction = model.decode(model.latent_point(x, condition), condition)
+        squared.append(backend.to_numpy(((reconstruction - x) ** 2).mean(axis=1)))
+        metrics = model.metrics(x, condition)
+        log_likelihood.append(backend.to_numpy(metrics["log_likelihood"]))
+        bound.append(backend.to_numpy(metrics["elbo"]))
+        codes.append(model.codes(x, condition))
+    counts, perplexity, dead = code_usage(numpy.concatenate(codes), model.codebook_size)
+    mse = numpy.concatenate(squared)
+    result = dict(dataset=config["dataset"], model=rundir.model_name(config), kind="codes",
+                  split=split, seed=0, k=0, subset="all", n_examples=int(len(mse)),
+                  samples_seen=int(meta["samples_seen"]),
+                  mse_per_pixel=float(mse.mean()),
+                  reconstruction_nats=float(-numpy.concatenate(log_likelihood).mean()),
+                  bound=float(numpy.concatenate(bound).mean()),
+                  codes_per_example=int(model.code_count), codebook_size=int(model.codebook_size),
+                  perplexity=perplexity, dead_codes=dead,
+                  seconds=round(time.monotonic() - start, 1))
+    path = save_result(run_dir, result)
+    print(f"{config['dataset']} {split} ({len(mse)} examples, after {result['samples_seen']} "
+          f"training samples):\n"
+          f"  reconstruction MSE per pixel  {result['mse_per_pixel']:.5f}\n"
+          f"  -log p(x|z_q)                 {result['reconstruction_nats']:.3f} nats\n"
+          f"  bound log p(x|z_q) - M log K  {result['bound']:.3f} nats (M = {model.code_count}, "
+          f"K = {model.codebook_size})\n"
+          f"  codebook perplexity           {perplexity:.2f} of {model.codebook_size} "
+          f"({dead} dead codes)\nWritten to {path}", file=stream)
+    return result
+
+
 def cluster_assignments(model, images, labels, batch=1000):
     """argmax_c q(c|x) of every row, in batches: (N,) host ints."""
     parts = []
@@ -211,8 +264,8 @@ def evaluate_clustering(run_dir, split="test", data_dir=None, stream=None):
 
 def result_key(result):
     """What an evaluation measured: split, K, subset and seed (and the training budget)."""
-    if result.get("kind") == "cluster":
-        return f"cluster-{result['split']}-at{result['samples_seen']}"
+    if result.get("kind") in ("cluster", "codes"):
+        return f"{result['kind']}-{result['split']}-at{result['samples_seen']}"
     subset = "all" if result["subset"] == "all" else f"n{result['n_examples']}"
     return (f"{result['split']}-k{result['k']}-{subset}-seed{result['seed']}"
             f"-at{result['samples_seen']}")
@@ -249,6 +302,8 @@ def main(argv=None):
             backend.set_backend(args.backend)
         if args.cluster:
             evaluate_clustering(args.run_dir, split=args.split, data_dir=args.data_dir)
+        elif args.codes:
+            evaluate_codes(args.run_dir, split=args.split, data_dir=args.data_dir)
         else:
             evaluate(args.run_dir, k=args.k, n_test=args.n_test, draws=args.draws,
                      split=args.split, batch=args.batch, max_floats=args.max_floats,

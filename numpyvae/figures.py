@@ -11,8 +11,11 @@
   labels; for z_dim > 2 projected on their first two principal components.
 
 Every function takes host NumPy arrays (or a ``decode`` callable) and writes a PNG.
-Image mosaics are drawn at a whole multiple of their native resolution, so every image
-pixel is at least one pixel of the PNG. ``display_subset`` picks which test images a
+Images are rows of flattened pixels; their ``shape`` is (rows, columns) for grey images
+or channel-first (channels, rows, columns), as ``datasets.image_shape`` gives it: one
+channel is drawn in grey exactly like (rows, columns), three channels in colour (RGB,
+values clipped to [0, 1]). Image mosaics are drawn at a whole multiple of their native
+resolution, so every image pixel is at least one pixel of the PNG. ``display_subset`` picks which test images a
 reconstruction figure shows.
 """
 import math
@@ -43,22 +46,41 @@ def norm_ppf(probabilities):
         numpy.shape(probabilities))
 
 
+def image_layout(shape):
+    """(rows, columns, colour) of an image ``shape``: (rows, columns), or channel-first
+    (channels, rows, columns) with 1 channel (grey, drawn as (rows, columns)) or 3 (RGB)."""
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 2:
+        return shape[0], shape[1], False
+    if len(shape) == 3 and shape[0] in (1, 3):
+        return shape[1], shape[2], shape[0] == 3
+    raise ValueError(f"image shape {shape} is neither (rows, columns) nor channel-first (1 or 3, rows, columns); "
+                     "pass datasets.image_shape(name) or datasets.channels_and_size(name)")
+
+
 def tile(images, shape, columns=None, padding=1):
-    """Images (n, rows * cols) as one 2-D mosaic with ``padding`` blank pixels between.
+    """Images (n, pixels) as one mosaic with ``padding`` blank (white) pixels between.
 
     Fills row by row, ``columns`` images per row (default: as square as possible).
+    ``shape`` is (rows, columns) or channel-first (channels, rows, columns). The
+    mosaic is 2-D (grey levels) for one channel and (height, width, 3) RGB, clipped to
+    [0, 1], for three: each image's channel-first values are moved channel-last.
     """
     images = numpy.asarray(images, dtype=numpy.float64)
-    rows_px, cols_px = shape
+    rows_px, cols_px, colour = image_layout(shape)
     n = images.shape[0]
     columns = columns or int(math.ceil(math.sqrt(n)))
     grid_rows = int(math.ceil(n / columns))
     mosaic = numpy.ones((grid_rows * (rows_px + padding) - padding,
-                         columns * (cols_px + padding) - padding))
+                         columns * (cols_px + padding) - padding) + ((3,) if colour else ()))
     for index in range(n):
         r, c = divmod(index, columns)
         top, left = r * (rows_px + padding), c * (cols_px + padding)
-        mosaic[top:top + rows_px, left:left + cols_px] = images[index].reshape(rows_px, cols_px)
+        if colour:
+            image = numpy.clip(images[index].reshape(3, rows_px, cols_px).transpose(1, 2, 0), 0.0, 1.0)
+        else:
+            image = images[index].reshape(rows_px, cols_px)
+        mosaic[top:top + rows_px, left:left + cols_px] = image
     return mosaic
 
 
@@ -71,7 +93,10 @@ def _save(figure, path, tight=True):
 
 
 def _show_mosaic(axis, mosaic, title):
-    axis.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    if mosaic.ndim == 3:  # RGB, already clipped to [0, 1] by tile
+        axis.imshow(mosaic, interpolation="nearest")
+    else:
+        axis.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     axis.set_title(title, fontsize=TITLE_FONT_SIZE)
     axis.axis("off")
 
@@ -152,20 +177,20 @@ def learning_curve(records, path, title="", reference=None):
 
 
 def reconstructions(originals, reconstructed, shape, path, columns=8, title=""):
-    """Originals (left) beside their reconstructions (right), same order."""
+    """Originals (left) beside their reconstructions (right), same order; ``shape`` as for ``tile``."""
     left, right = tile(originals, shape, columns), tile(reconstructed, shape, columns)
     figure = _mosaic_figure([(left, "data"), (right, "reconstruction")], title)
     return _save(figure, path, tight=False)
 
 
 def prior_samples(images, shape, path, columns=8, title="samples from the prior (means)"):
-    """Decoded means of z ~ N(0, I), tiled."""
+    """Decoded means of z ~ N(0, I), tiled; ``shape`` as for ``tile``."""
     figure = _mosaic_figure([(tile(images, shape, columns), title)])
     return _save(figure, path, tight=False)
 
 
 def image_grid(images, shape, path, columns, title=""):
-    """Images (n, pixels) tiled ``columns`` per row, under one title."""
+    """Images (n, pixels) tiled ``columns`` per row, under one title; ``shape`` as for ``tile``."""
     figure = _mosaic_figure([(tile(images, shape, columns), title)])
     return _save(figure, path, tight=False)
 
@@ -183,7 +208,7 @@ def manifold_grid(points_per_axis=20):
 
 def manifold(decode, shape, path, points_per_axis=20, title="learned manifold"):
     """AEVB Figure 4: decoded means on the quantile grid of a 2-D latent space.
-    decode: (m, 2) host array -> (m, pixels) host array."""
+    decode: (m, 2) host array -> (m, pixels) host array; ``shape`` as for ``tile``."""
     images = decode(manifold_grid(points_per_axis))
     figure = _mosaic_figure([(tile(images, shape, points_per_axis, padding=0), title)])
     return _save(figure, path, tight=False)
@@ -220,4 +245,20 @@ def latent_scatter(means, labels, path, title=""):
     axis.set_xlabel(axes_names[0])
     axis.set_ylabel(axes_names[1])
     axis.set_title(title or "encoded test means", fontsize=10)
+    return _save(figure, path)
+
+
+def code_usage(counts, perplexity, dead, path, title=""):
+    """Bar chart of how many vectors chose each code of a VQ codebook, with the
+    perplexity exp(H) of the usage (K when every code is used equally) and the count of
+    dead codes (never chosen)."""
+    counts = numpy.asarray(counts)
+    figure, axis = plt.subplots(figsize=(6.0, 2.8))
+    order = numpy.argsort(counts)[::-1]
+    axis.bar(numpy.arange(len(counts)), counts[order], width=1.0, color="tab:blue")
+    axis.set_xlabel("code (most used first)")
+    axis.set_ylabel("vectors assigned")
+    axis.set_xlim(-0.5, len(counts) - 0.5)
+    axis.set_title((title + ": " if title else "") + f"codebook usage: perplexity "
+                   f"{perplexity:.1f} of {len(counts)}, {dead} dead", fontsize=10)
     return _save(figure, path)

@@ -88,7 +88,11 @@ def check_model_gradients(model, x, eps, step=DEFAULT_STEP, names=None, conditio
     is passed on to both calls (labels or an input, for a conditional model).
     """
     given = {} if condition is None else {"condition": condition}
+    # A training step also moves the model's buffers (batch-norm statistics, a
+    # moving-average codebook): the differences are taken where the step started.
+    buffers = model.buffers.flat.copy()
     loss, grads = model.loss_and_grads(x, eps=eps, **given)
+    model.buffers.flat[...] = buffers
     analytic = {name: numpy.array(backend.to_numpy(grads[name])) for name in grads}
     chosen = {name: model.params[name] for name in (names or model.params)}
     return check_gradients(lambda: model.loss(x, eps=eps, **given), chosen, analytic, step)

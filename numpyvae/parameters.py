@@ -91,15 +91,26 @@ def same_layout(first, second):
     )
 
 
+def weight_fans(shape):
+    """(fan_in, fan_out): (n_in, n_out) of a matrix; C_in kH kW and C_out kH kW of a
+    convolution's (C_out, C_in, kH, kW) (a transposed one's (C_in, C_out, kH, kW) has the
+    same sum, which is all Glorot's rule reads)."""
+    if len(shape) == 2:
+        return tuple(shape)
+    receptive = math.prod(shape[2:])
+    return shape[1] * receptive, shape[0] * receptive
+
+
 def initialize_weight(weight, rng, init="normal", std=0.01):
-    """Fill a weight matrix (fan_in, fan_out) in place.
+    """Fill a weight matrix (fan_in, fan_out), or a convolution's weight (C_out, C_in,
+    kH, kW), in place.
 
     ``"normal"``: N(0, std^2), AEVB's choice (std = 0.01).
     ``"glorot"``: uniform on +-sqrt(6 / (fan_in + fan_out)) (Glorot & Bengio, 2010),
     which keeps activations' variance roughly constant through tanh layers.
     The draw is made on the host by ``rng`` so every backend gets the same numbers.
     """
-    fan_in, fan_out = weight.shape
+    fan_in, fan_out = weight_fans(weight.shape)
     if init == "normal":
         values = rng.normal(0.0, std, size=weight.shape)
     elif init == "glorot":

@@ -67,6 +67,11 @@ DATASET_DEFAULTS = {
                   eval_size=1000),
     "fashion-mnist": dict(hidden=[500], z_dim=20, likelihood="bernoulli", samples=1_000_000,
                           eval_size=1000),
+    # The Chen thesis's CIFAR-10 FGVAE: d = 256, the summed cross-entropy on continuous
+    # pixels, 25 epochs (its nets: --hidden 512 256 128 --batch-norm --activation relu,
+    # or --net conv).
+    "cifar10": dict(hidden=[512, 256, 128], z_dim=256, likelihood="bernoulli",
+                    binarize=False, samples=1_250_000, eval_size=1000),
 }
 TEST_SPLIT = "test"
 # Burda et al. (2016), sec. 5: Adam, 3^i epochs at lr 0.001 * 10^(-i/7), i = 0..7.
@@ -582,15 +587,19 @@ class Run:
 
 # -------------------------------------------------------------------- pretraining
 def pretrain(run):
-    """A member's start before its objective, for a new run: VaDE's autoencoder
-    pretraining (``pretrain_epochs`` of minibatches) and the EM fit of its mixture to
-    the codes of the whole training set. Nothing for the other members."""
+    """A member's start before its objective, for a new run: VQ-VAE's codebook set from
+    the encoder's outputs on a batch; VaDE's autoencoder pretraining (``pretrain_epochs``
+    of minibatches) and the EM fit of its mixture to the codes of the whole training set.
+    Nothing for the other members."""
     model, data, settings = run.model, run.data, run.settings
+    rng = numpy.random.default_rng([settings["seed"], 12])
+    batch_size = settings["batch_size"]
+    if hasattr(model, "initialize_from_data"):     # VQ-VAE: codes from the encoder's outputs
+        indices = numpy.sort(rng.choice(data.n_train, batch_size, replace=False))
+        model.initialize_from_data(*model.inputs(*data.batch(indices, rng)), rng=rng)
     epochs = settings.get("pretrain_epochs")
     if not epochs or not hasattr(model, "pretrain"):
         return
-    rng = numpy.random.default_rng([settings["seed"], 12])
-    batch_size = settings["batch_size"]
     steps = max(1, math.ceil(epochs * data.n_train / batch_size))
 
     def batches():

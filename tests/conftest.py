@@ -1,7 +1,10 @@
 """Fixtures shared by the test modules."""
 import gzip
 import hashlib
+import io
+import pickle
 import struct
+import tarfile
 
 import numpy as np
 import pytest
@@ -45,3 +48,78 @@ def tiny_idx_files(rng, counts, image_shape):
         for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
             files.append((f"{prefix}-{kind}-ubyte.gz", gzip.compress(idx_bytes(array), mtime=0)))
     return files, arrays
+
+
+class Python2Pickler(pickle._Pickler):
+    """Writes pickles the way Python 2's cPickle wrote CIFAR-10's batches (protocol 2):
+    bytes and str as BINSTRING, NumPy's array rebuilder under its Python 2 name
+    ``numpy.core.multiarray._reconstruct``, and no ``_codecs.encode`` (which Python 3
+    uses for bytes under protocol 2, and which the real files never name)."""
+
+    dispatch = dict(pickle._Pickler.dispatch)
+    _reconstruct = np.empty(0).__reduce__()[0]
+
+    def save_string(self, obj):
+        data = obj if isinstance(obj, bytes) else obj.encode("latin1")
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
+        else:
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_string
+    dispatch[str] = save_string
+
+    def save_global(self, obj, name=None):
+        if obj is self._reconstruct:
+            self.write(pickle.GLOBAL + b"numpy.core.multiarray\n_reconstruct\n")
+            self.memoize(obj)
+            return
+        super().save_global(obj, name)
+
+
+def python2_pickle(obj):
+    """``obj`` pickled as Python 2 would have (see ``Python2Pickler``)."""
+    stream = io.BytesIO()
+    Python2Pickler(stream, protocol=2).dump(obj)
+    return stream.getvalue()
+
+
+CIFAR_MEMBERS = tuple(f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)) + ("cifar-10-batches-py/test_batch",)
+
+
+def fake_cifar_archive(rng, per_batch=(2, 2, 2, 2, 2, 3), replace_members=None):
+    """Bytes of a small ``cifar-10-python.tar.gz``: the real layout, ``per_batch[i]`` images in
+    ``CIFAR_MEMBERS[i]``, each batch a Python-2-style pickle of a dict with b"batch_label",
+    b"labels", b"data" (uint8 (n, 3072)) and b"filenames"; plus ``batches.meta`` and a folder entry.
+
+    ``replace_members`` maps member names to raw bytes stored instead (e.g. a hostile pickle).
+    Returns ``(archive bytes, {"train": (images, labels), "test": (images, labels)})``.
+    """
+    replace_members = replace_members or {}
+    batches = []
+    for name, count in zip(CIFAR_MEMBERS, per_batch):
+        images = rng.integers(0, 256, size=(count, 3072), dtype=np.uint8)
+        labels = [int(label) for label in rng.integers(0, 10, size=count)]
+        batch = {b"batch_label": name.encode(), b"labels": labels, b"data": images,
+                 b"filenames": [f"image_{i}.png".encode() for i in range(count)]}
+        batches.append((name, images, labels, python2_pickle(batch)))
+    meta = python2_pickle({b"num_cases_per_batch": 10000, b"num_vis": 3072,
+                           b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer",
+                                            b"dog", b"frog", b"horse", b"ship", b"truck"]})
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=stream, mode="w:gz") as archive:
+        folder = tarfile.TarInfo("cifar-10-batches-py")
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(folder)
+        for name, content in [("cifar-10-batches-py/batches.meta", meta)] + [(b[0], b[3]) for b in batches]:
+            content = replace_members.get(name, content)
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            archive.addfile(info, io.BytesIO(content))
+    train = [b for b in batches if "data_batch" in b[0]]
+    arrays = {
+        "train": (np.concatenate([b[1] for b in train]), [label for b in train for label in b[2]]),
+        "test": (batches[-1][1], batches[-1][2]),
+    }
+    return stream.getvalue(), arrays

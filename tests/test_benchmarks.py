@@ -32,6 +32,7 @@ def test_matmul_shapes_are_the_models_products(name):
     ("bench_training.py", ["--no-torch", "--rounds", "1", "--steps", "2"], "| frey: 560-200-z20"),
     ("bench_optimizer.py", ["--rounds", "1", "--steps", "2"], "| mnist | 815,824 | adagrad |"),
     ("bench_threads.py", ["--rounds", "1"], "), 2 threads | "),
+    ("bench_conv.py", ["--quick"], "| vq-vae: tiny shapes | 8 | 1 |"),
 ])
 def test_benchmark_script_prints_its_table(script, arguments, expected):
     completed = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments],

@@ -38,6 +38,14 @@ FAMILY = {
     "vade": ("vade", dict(n_components=3, likelihood="bernoulli")),
     "vade-batchnorm-iwae": ("vade", dict(n_components=2, batch_norm=True, objective="iwae",
                                          k=2, likelihood="bernoulli")),
+    "vq-vae": ("vq-vae", dict(z_dim=6, code_dim=3, codebook_size=4, likelihood="bernoulli")),
+    "vq-vae-moving-average": ("vq-vae", dict(z_dim=4, code_dim=2, codebook_size=3,
+                                             ema_decay=0.9, likelihood="gaussian")),
+    "vae-conv-batchnorm": ("vae", dict(x_dim=35, net="conv", image_shape=(1, 7, 5),
+                                       channels=(2, 3), kernel_size=3, batch_norm=True)),
+    "vq-vae-conv": ("vq-vae", dict(x_dim=35, net="conv", image_shape=(1, 7, 5),
+                                   channels=(2,), kernel_size=3, z_dim=None, code_dim=2,
+                                   codebook_size=3)),
 }
 
 

@@ -29,7 +29,7 @@ from numpyvae.datasets.fetch import download_file, fetch_file, import_file
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-from conftest import sha256, tiny_idx_files  # noqa: E402
+from conftest import fake_cifar_archive, sha256, tiny_idx_files  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -187,6 +187,38 @@ class _InterruptingTerminal(io.StringIO):
             raise KeyboardInterrupt
         return super().write(text)
 
+
+
+def test_cifar10_download_failure_says_how_to_get_the_archive(closed_port_url, tmp_path):
+    spec = datasets.get_dataset("cifar10").files[0]
+    with pytest.raises(DownloadError) as error:
+        download_file(spec, tmp_path / "cifar10", "cifar10", urls=(closed_port_url,), progress=False)
+    message = str(error.value)
+    # Where to download it, what it must be, and the two supported ways to put it in place.
+    assert "download https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in message
+    assert "expected size 170498071 bytes" in message and spec.sha256 in message
+    assert f"python data_fetch.py cifar10 --from DIR --data-dir {tmp_path}" in message
+    assert f"put it at {tmp_path / 'cifar10' / 'cifar-10-python.tar.gz'} yourself" in message
+    assert leftovers(tmp_path) == []
+
+
+def test_command_lists_and_imports_cifar10(data_fetch_module, tmp_path, monkeypatch, capsys):
+    content, _ = fake_cifar_archive(np.random.default_rng(3))
+    source = tmp_path / "downloads"
+    source.mkdir()
+    (source / "cifar-10-python.tar.gz").write_bytes(content)
+    spec = replace(registry.CIFAR10.files[0], size=len(content), sha256=sha256(content))
+    monkeypatch.setitem(registry.DATASETS, "cifar10", replace(registry.CIFAR10, files=(spec,),
+                                                              split_sizes={"train": 10, "test": 3}))
+    data_dir = tmp_path / "data"
+    assert data_fetch_module.main(["--list", "--data-dir", str(data_dir)]) == 1  # nothing there yet
+    assert "cifar10: CIFAR-10 (splits: train, test)" in capsys.readouterr().out
+    assert data_fetch_module.main(["cifar10", "--from", str(source), "--data-dir", str(data_dir), "--quiet"]) == 0
+    assert "ok     cifar10/cifar-10-python.tar.gz: imported, verified" in capsys.readouterr().out
+    x, labels = datasets.load("cifar10", "test", data_dir=data_dir, download=False)
+    assert x.shape == (3, 3072) and labels.shape == (3,)
+    assert data_fetch_module.main(["all", "--list", "--data-dir", str(data_dir)]) == 1  # the others are missing
+    assert "cifar-10-python.tar.gz           verified" in capsys.readouterr().out
 
 def test_ctrl_c_during_download_keeps_nothing(server, tmp_path):
     server.routes["/payload"] = ("ok", CONTENT)

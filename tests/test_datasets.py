@@ -8,8 +8,11 @@ temporary folder so the tests never touch the user's cache.
 """
 
 import gzip
+import io
 import os
+import pickle
 import struct
+import tarfile
 import zlib
 from dataclasses import replace
 
@@ -20,14 +23,14 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from numpyvae import datasets
-from numpyvae.datasets import ChecksumError, DataError, DataNotFoundError, FileSpec, FormatError, registry
+from numpyvae.datasets import ChecksumError, DataError, DataNotFoundError, FileSpec, FormatError, cifar, registry
 from numpyvae.datasets.amat import read_binarized_amat
 from numpyvae.datasets.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
 from numpyvae.datasets.integrity import locate, verify
 from numpyvae.datasets.matfile import read_mat, read_mat_variable
 
 
-from conftest import idx_bytes, sha256, tiny_idx_files  # noqa: E402
+from conftest import fake_cifar_archive, idx_bytes, python2_pickle, sha256, tiny_idx_files  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("isolated_cache")
 
@@ -243,6 +246,21 @@ def test_fashion_mnist_splits(split, size):
     assert 0.0 <= x.min() and x.max() <= 1.0
 
 
+@pytest.mark.parametrize("split, first_labels, mean", [
+    # First labels and the mean of all pixels / 255, as other loaders' tests of the same archive pin them.
+    ("train", [6, 9, 9, 4, 1, 1, 2, 7, 8, 3], 0.4733630004850899),
+    ("test", [3, 8, 8, 0, 6, 6, 1, 6, 3, 1], 0.4765849205984478),
+])
+def test_cifar10_real_archive(split, first_labels, mean):
+    require("cifar10", split)
+    x, labels = datasets.load("cifar10", split, download=False)
+    size = {"train": 50000, "test": 10000}[split]
+    assert x.shape == (size, 3072) and x.dtype == np.float32 and labels.dtype == np.int64
+    assert labels[:10].tolist() == first_labels and np.bincount(labels).tolist() == [size // 10] * 10
+    assert x.min() == 0.0 and x.max() == 1.0
+    assert x.mean(dtype=np.float64) == pytest.approx(mean, abs=1e-5)
+
+
 @pytest.mark.parametrize("path, counts", [
     ("mnist/train-labels-idx1-ubyte.gz", [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]),
     ("fashion-mnist/train-labels-idx1-ubyte.gz", [6000] * 10),
@@ -435,11 +453,19 @@ def test_verify_reports_size_mismatch(tmp_path):
 
 
 def test_registry_and_image_shapes():
-    assert datasets.names() == ["frey", "binarized-mnist", "mnist", "fashion-mnist"]
+    assert datasets.names() == ["frey", "binarized-mnist", "mnist", "fashion-mnist", "cifar10"]
     assert set(datasets.DATASETS) == set(datasets.names())
     assert datasets.image_shape("frey") == (28, 20)
+    assert datasets.channels_and_size("frey") == (1, 28, 20)
     for name in ("binarized-mnist", "mnist", "fashion-mnist"):
         assert datasets.image_shape(name) == (28, 28)
+        assert datasets.channels_and_size(name) == (1, 28, 28)
+    assert datasets.image_shape("cifar10") == datasets.channels_and_size("cifar10") == (3, 32, 32)
+    assert datasets.splits("cifar10") == ("train", "test")
+    archive = datasets.get_dataset("cifar10").files[0]
+    assert archive.urls == ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)
+    assert archive.size == 170498071
+    assert archive.sha256 == "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
     assert datasets.splits("binarized-mnist") == ("train", "valid", "test")
     assert datasets.splits("mnist") == ("train", "test")
     for dataset in datasets.DATASETS.values():
@@ -451,6 +477,159 @@ def test_registry_and_image_shapes():
     assert mnist_urls[0].startswith("https://ossci-datasets.s3.amazonaws.com/") and len(mnist_urls) == 3
     with pytest.raises(DataError, match="unknown data set 'cifar'.*frey"):
         datasets.image_shape("cifar")
+
+
+# --------------------------------------------------------------------------
+# CIFAR-10 on small fake archives with the real layout
+# --------------------------------------------------------------------------
+
+
+def install_cifar(data_dir, monkeypatch, content, registered=None, sizes=(10, 3)):
+    """Put ``content`` at ``data_dir/cifar10/cifar-10-python.tar.gz`` and make the registry's
+    cifar10 entry expect the size and SHA-256 of ``registered`` (default: ``content`` itself)."""
+    folder = data_dir / "cifar10"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "cifar-10-python.tar.gz").write_bytes(content)
+    registered = content if registered is None else registered
+    spec = replace(registry.CIFAR10.files[0], size=len(registered), sha256=sha256(registered))
+    monkeypatch.setitem(registry.DATASETS, "cifar10", replace(
+        registry.CIFAR10, files=(spec,), split_sizes={"train": sizes[0], "test": sizes[1]}))
+    return folder / "cifar-10-python.tar.gz"
+
+
+def hostile_pickle(marker):
+    """A protocol-0 pickle that, unpickled by plain ``pickle.loads``, runs ``touch marker``."""
+    return b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+
+
+@pytest.fixture
+def no_unpickling(monkeypatch):
+    """Make any use of the restricted unpickler fail the test."""
+    def refuse(self):
+        raise AssertionError("a pickle was loaded from an archive that failed verification")
+    monkeypatch.setattr(cifar.RestrictedUnpickler, "load", refuse)
+
+
+def test_cifar10_loads_rows_labels_and_channel_order(tmp_path, monkeypatch):
+    content, arrays = fake_cifar_archive(np.random.default_rng(5))
+    install_cifar(tmp_path, monkeypatch, content)
+    for split, count in (("train", 10), ("test", 3)):
+        x, labels = datasets.load("cifar10", split, data_dir=tmp_path, download=False)
+        images, expected_labels = arrays[split]
+        assert x.shape == (count, 3072) and x.dtype == np.float32 and x.flags["C_CONTIGUOUS"]
+        assert 0.0 <= x.min() and x.max() <= 1.0
+        assert labels.dtype == np.int64 and labels.tolist() == expected_labels
+        # Rows keep the archive's order: training batches 1-5, then the test batch.
+        np.testing.assert_array_equal(x, images / np.float32(255))
+        # Channel-first: the first 1024 values are the red plane, 32 x 32 row-major.
+        planes = x.reshape(-1, *datasets.channels_and_size("cifar10"))
+        np.testing.assert_array_equal(planes[:, 0].reshape(count, -1), images[:, :1024] / np.float32(255))
+        np.testing.assert_array_equal(planes[:, 2, 5, 7], images[:, 2 * 1024 + 5 * 32 + 7] / np.float32(255))
+
+
+def test_cifar10_second_load_uses_the_caches(tmp_path, monkeypatch):
+    install_cifar(tmp_path, monkeypatch, fake_cifar_archive(np.random.default_rng(6))[0])
+    first = datasets.load("cifar10", "test", data_dir=tmp_path, download=False)
+
+    def no_reading(*arguments, **keywords):
+        raise AssertionError("the archive was read again although it did not change")
+
+    monkeypatch.setattr("numpyvae.datasets.integrity.read_content", no_reading)
+    monkeypatch.setattr("numpyvae.datasets.loading.read_content", no_reading)
+    second = datasets.load("cifar10", "test", data_dir=tmp_path, download=False)
+    assert np.array_equal(first[0], second[0]) and np.array_equal(first[1], second[1])
+
+
+def test_cifar10_tampered_archive_is_refused_before_any_unpickling(tmp_path, monkeypatch, no_unpickling):
+    rng = np.random.default_rng(7)
+    good, _ = fake_cifar_archive(rng)
+    # Same size, one byte changed.
+    tampered = bytearray(good)
+    tampered[len(tampered) // 2] ^= 0x01
+    path = install_cifar(tmp_path, monkeypatch, bytes(tampered), registered=good)
+    with pytest.raises(ChecksumError, match="SHA-256 mismatch") as error:
+        datasets.load("cifar10", "train", data_dir=tmp_path, download=False)
+    assert str(path) in str(error.value) and "data_fetch.py cifar10" in str(error.value)
+    # An archive whose batch would run a command: refused on its checksum, nothing runs.
+    marker = tmp_path / "marker"
+    hostile, _ = fake_cifar_archive(rng, replace_members={cifar.TRAIN_MEMBERS[0]: hostile_pickle(marker)})
+    install_cifar(tmp_path, monkeypatch, hostile, registered=good)
+    with pytest.raises(ChecksumError):
+        datasets.load("cifar10", "train", data_dir=tmp_path, download=False)
+    assert not marker.exists()
+
+
+def test_cifar10_hostile_pickle_is_refused_by_the_restricted_unpickler(tmp_path, monkeypatch):
+    # Even a hostile archive that matched the registry would run nothing.
+    marker = tmp_path / "marker"
+    hostile, _ = fake_cifar_archive(np.random.default_rng(8),
+                                    replace_members={cifar.TRAIN_MEMBERS[2]: hostile_pickle(marker)})
+    install_cifar(tmp_path, monkeypatch, hostile)
+    with pytest.raises(FormatError) as error:
+        datasets.load("cifar10", "train", data_dir=tmp_path, download=False)
+    message = str(error.value)
+    assert "\n" not in message and "refused to unpickle os.system" in message
+    assert "data_batch_3" in message and "python data_fetch.py cifar10" in message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("payload, refused", [
+    (b"cos\nsystem\n(S'true'\ntR.", "os.system"),
+    (b"cposix\nsystem\n(S'true'\ntR.", "posix.system"),
+    (b"cbuiltins\neval\n(S'1'\ntR.", "builtins.eval"),
+    (b"c__builtin__\neval\n(S'1'\ntR.", "__builtin__.eval"),  # the Python 2 name, not mapped to builtins
+    (b"csubprocess\nPopen\n(S'true'\ntR.", "subprocess.Popen"),
+    (b"cnumpy\nload\n(S'x'\ntR.", "numpy.load"),
+    (pickle.dumps(os.system, protocol=4), "posix.system"),  # STACK_GLOBAL goes through find_class too
+    (pickle.dumps(b"bytes", protocol=2), "_codecs.encode"),  # how Python 3 writes bytes at protocol 2
+])
+def test_restricted_unpickler_refuses_every_other_global(payload, refused):
+    with pytest.raises(FormatError) as error:
+        cifar.unpickle(payload, "archive:member")
+    message = str(error.value)
+    assert message.startswith(f"archive:member: refused to unpickle {refused} (nothing was run)")
+    assert "\n" not in message
+
+
+def test_restricted_unpickler_rebuilds_a_python2_numpy_batch():
+    images = np.arange(2 * 3072, dtype=np.int64).astype(np.uint8).reshape(2, 3072)
+    batch = cifar.unpickle(python2_pickle({b"data": images, b"labels": [3, 9], b"filenames": [b"a.png", b"b.png"]}),
+                           "member")
+    assert set(batch) == {b"data", b"labels", b"filenames"} and batch[b"labels"] == [3, 9]
+    assert batch[b"data"].dtype == np.uint8 and np.array_equal(batch[b"data"], images)
+
+
+def test_cifar10_malformed_archives_are_reported(tmp_path):
+    rng = np.random.default_rng(9)
+    with pytest.raises(FormatError, match="^a.tgz: not a readable .tar.gz archive"):
+        cifar.read_cifar10_archive(b"not an archive", "a.tgz")
+    complete, _ = fake_cifar_archive(rng)
+    # An archive without test_batch: a copy that leaves it out.
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(complete), mode="r:gz") as source, \
+            tarfile.open(fileobj=stream, mode="w:gz") as target:
+        for info in source:
+            if info.name != cifar.TEST_MEMBERS[0]:
+                target.addfile(info, source.extractfile(info) if info.isfile() else None)
+    with pytest.raises(FormatError, match="lacks cifar-10-batches-py/test_batch"):
+        cifar.read_cifar10_archive(stream.getvalue(), "a.tgz")
+    wrong_dtype = python2_pickle({b"data": np.zeros((2, 3072), np.float32), b"labels": [0, 1]})
+    content, _ = fake_cifar_archive(rng, replace_members={cifar.TRAIN_MEMBERS[0]: wrong_dtype})
+    with pytest.raises(FormatError, match="data_batch_1: b'data' is float32 \\(2, 3072\\), expected uint8"):
+        cifar.read_cifar10_archive(content, "a.tgz")
+    bad_labels = python2_pickle({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]})
+    content, _ = fake_cifar_archive(rng, replace_members={cifar.TEST_MEMBERS[0]: bad_labels})
+    with pytest.raises(FormatError, match="test_batch: b'labels' must be a list of 2 ints in 0..9"):
+        cifar.read_cifar10_archive(content, "a.tgz")
+
+
+def test_cifar10_missing_archive_says_where_to_get_it(tmp_path):
+    with pytest.raises(DataNotFoundError) as error:
+        datasets.load("cifar10", "train", data_dir=tmp_path, download=False)
+    message = str(error.value)
+    assert "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz" in message
+    assert str(tmp_path / "cifar10") in message and "data_fetch.py cifar10 --from DIR" in message
+    assert "\n" not in message
 
 
 def test_load_rejects_integer_dtype(tmp_path):

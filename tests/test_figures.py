@@ -100,3 +100,91 @@ def test_display_subset_takes_everything_when_there_are_few_examples():
     assert figures.display_subset(0, 32, seed=0).tolist() == []
     with pytest.raises(ValueError, match="non-negative"):
         figures.display_subset(10, -1, seed=0)
+
+
+# --------------------------------------------------------------------------
+# Channel-first shapes: one channel is grey, three are colour
+# --------------------------------------------------------------------------
+
+
+def colour_images(colours, shape):
+    """Flattened channel-first images (C, rows, columns), image i filled with ``colours[i]`` (r, g, b)."""
+    plane = shape[1] * shape[2]
+    return np.stack([np.repeat(np.asarray(rgb, dtype=np.float64), plane) for rgb in colours])
+
+
+def pixels_of(png, rgb, tolerance=0.02):
+    """Boolean mask of the PNG pixels of colour ``rgb``."""
+    return np.all(np.abs(png[..., :3] - np.asarray(rgb)) < tolerance, axis=-1)
+
+
+PURE = [(1, 0, 0), (0, 1, 0), (0, 0, 1), (1, 1, 0)]
+
+
+def test_colour_grid_shows_each_image_in_its_colour(tmp_path):
+    shape = (3, 6, 5)
+    path = figures.image_grid(colour_images(PURE, shape), shape, tmp_path / "colour.png", columns=4,
+                              title="red, green, blue, yellow")
+    png = matplotlib.image.imread(path)
+    assert png.ndim == 3
+    for rgb in PURE:
+        # Each input colour is there, at least at native size: the channels differ
+        # exactly where the input colours do.
+        assert pixels_of(png, rgb).sum() >= 6 * 5, rgb
+    # Nothing was mixed up: no channel-last misreading (grey/black stripes), no magenta or cyan.
+    for wrong in [(1, 0, 1), (0, 1, 1)]:
+        assert pixels_of(png, wrong).sum() == 0
+
+
+def test_colour_images_are_read_channel_first_and_upright(tmp_path):
+    # One 8 x 6 image: the top 2 rows red, the rest blue, one green pixel at the bottom right.
+    shape = (3, 8, 6)
+    image = np.zeros(shape)
+    image[0, :2] = 1.0
+    image[2, 2:] = 1.0
+    image[2, 7, 5], image[1, 7, 5] = 0.0, 1.0
+    path = figures.prior_samples(image.reshape(1, -1), shape, tmp_path / "one.png", columns=1, title="")
+    png = matplotlib.image.imread(path)
+    red_rows = np.flatnonzero(pixels_of(png, (1, 0, 0)).any(axis=1))
+    blue_rows = np.flatnonzero(pixels_of(png, (0, 0, 1)).any(axis=1))
+    green = np.argwhere(pixels_of(png, (0, 1, 0)))
+    assert red_rows.size and blue_rows.size and green.size
+    assert red_rows.max() < blue_rows.min()  # red on top
+    blue = np.argwhere(pixels_of(png, (0, 0, 1)))
+    assert green[:, 0].min() > blue[:, 0].mean() and green[:, 1].min() > blue[:, 1].mean()  # bottom right
+    # 2 of 8 rows red, 6 blue: whole-pixel magnification keeps the 1 : 3 ratio exactly.
+    assert 3 * red_rows.size == blue_rows.size
+
+
+def test_colour_values_are_clipped_without_warnings(tmp_path, recwarn):
+    shape = (3, 4, 4)
+    images = colour_images([(1.7, -0.3, 0.0), (0.0, 0.0, 2.0)], shape)
+    path = figures.reconstructions(images, images[::-1], shape, tmp_path / "clipped.png", columns=2)
+    png = matplotlib.image.imread(path)
+    assert pixels_of(png, (1, 0, 0)).sum() >= 2 * 16 and pixels_of(png, (0, 0, 1)).sum() >= 2 * 16
+    assert not [w for w in recwarn if "clipping" in str(w.message).lower()]
+
+
+def test_one_channel_draws_exactly_like_rows_and_columns(tmp_path):
+    images = np.random.default_rng(0).random((12, 7 * 5))
+    grey = figures.image_grid(images, (7, 5), tmp_path / "grey.png", columns=4, title="t")
+    channel = figures.image_grid(images, (1, 7, 5), tmp_path / "channel.png", columns=4, title="t")
+    assert np.array_equal(matplotlib.image.imread(grey), matplotlib.image.imread(channel))
+    assert np.array_equal(figures.tile(images, (1, 7, 5), 4), figures.tile(images, (7, 5), 4))
+
+
+def test_colour_manifold_and_mosaic_shape(tmp_path):
+    shape = (3, 4, 4)
+    mosaic = figures.tile(colour_images(PURE, shape), shape, columns=2)
+    assert mosaic.shape == (2 * 4 + 1, 2 * 4 + 1, 3)
+    assert np.array_equal(mosaic[0, 0], [1, 0, 0]) and np.array_equal(mosaic[-1, -1], [1, 1, 0])
+    assert np.array_equal(mosaic[4, 0], [1, 1, 1])  # white padding
+    path = figures.manifold(lambda z: colour_images([(0, 1, 0)] * len(z), shape), shape,
+                            tmp_path / "manifold.png", points_per_axis=3)
+    assert pixels_of(matplotlib.image.imread(path), (0, 1, 0)).sum() >= 9 * 16
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 4), (4, 4, 4), (16,), (1, 2, 3, 4)])
+def test_unsupported_image_shapes_are_refused(tmp_path, shape):
+    with pytest.raises(ValueError, match="neither \\(rows, columns\\) nor channel-first"):
+        figures.image_grid(np.zeros((1, int(np.prod(shape)))), shape, tmp_path / "x.png", columns=1)

@@ -20,10 +20,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 import numpyvae as nv
+from conv_cases import CONV_PIECE_CASES
 from flow_cases import FLOW_PIECE_CASES
 from mixture_cases import MIXTURE_PIECE_CASES
-from numpyvae import (batchnorm, decoders, densities, encoder, flows, kl, layers, likelihoods,
-                      mixture, reparameterize)
+from vq_cases import VQ_PIECE_CASES
+from numpyvae import (batchnorm, conv, decoders, densities, encoder, flows, kl, layers,
+                      likelihoods, mixture, quantize, reparameterize)
 from numpyvae.parts import objectives, posteriors, priors
 from numpyvae.gradcheck import check_layer_backward, check_model_gradients
 
@@ -408,13 +410,17 @@ PIECE_CASES = (
     + [(kind, objective_piece(kind))
        for kind in ("MonteCarloKL", "WeightedElbo", "MeanOverDraws", "LogWeights")]
     + [("ParameterSource", parameter_source)]
-    + list(FLOW_PIECE_CASES) + list(MIXTURE_PIECE_CASES)
+    + list(FLOW_PIECE_CASES) + list(MIXTURE_PIECE_CASES) + list(CONV_PIECE_CASES)
+    + list(VQ_PIECE_CASES)
 )
 
 
 @pytest.mark.parametrize("factory", [factory for _, factory in PIECE_CASES],
                          ids=[case_id for case_id, _ in PIECE_CASES])
-@settings(max_examples=PIECE_EXAMPLES, deadline=None,
+# derandomize: the same examples every run, so CI never lands or fails on a coin flip
+# (a draw near a precision edge of central differences); `pytest --hypothesis-seed=N`
+# with derandomize off explores afresh.
+@settings(max_examples=PIECE_EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_piece_backward_matches_central_differences(factory, data):
@@ -426,8 +432,8 @@ def test_piece_backward_matches_central_differences(factory, data):
 def _piece_classes():
     """Every public class of the piece modules with a backward pass."""
     found = set()
-    for module in (layers, batchnorm, densities, kl, likelihoods, reparameterize, encoder,
-                   decoders, flows, mixture, objectives, priors):
+    for module in (layers, batchnorm, conv, densities, kl, likelihoods, reparameterize,
+                   encoder, decoders, flows, mixture, objectives, priors, quantize):
         for name, value in vars(module).items():
             if (inspect.isclass(value) and value.__module__ == module.__name__
                     and not name.startswith("_") and hasattr(value, "backward")):
@@ -443,6 +449,7 @@ def test_every_piece_class_has_a_case():
     # The parts' per-pass pieces are private classes: every family has its case.
     assert {"DiagonalGaussianPosterior", "PlanarFlowPosterior"} <= covered
     assert {"BatchNorm", "Concatenate", "LogMeanExp", "GaussianLogDensity"} <= covered
+    assert {"Conv2D", "ConvTranspose2D", "BatchNorm2D"} <= covered
 
 
 def test_reparameterize_uses_standard_deviation():
@@ -456,6 +463,8 @@ def test_reparameterize_uses_standard_deviation():
 # Options are the constructor's, plus "condition": "labels" (default for a label
 # model) or "one-hot", the form the condition is passed in.
 LIKELIHOODS = ("bernoulli", "gaussian", "gaussian-fixed")
+CONV = dict(net="conv", image_shape=(1, 7, 6), channels=(2, 3), kernel_size=3, stride=2,
+            padding=1)
 MODEL_CASES = (
     [(f"vae-{likelihood}-{key}", "vae", dict(likelihood=likelihood, hidden=hidden))
      for likelihood in LIKELIHOODS for key, hidden in HIDDEN.items()]
@@ -501,7 +510,35 @@ MODEL_CASES = (
         ("vade-iwae-k3", "vade", dict(n_components=4, objective="iwae", k=3)),
         ("vade-batchnorm-relu", "vade", dict(n_components=2, batch_norm=True, hidden=(4, 3),
                                              activation="softplus")),
+        ("vq-vae-mlp", "vq-vae", dict(z_dim=6, code_dim=3, codebook_size=5)),
+        ("vq-vae-mlp-gaussian-batchnorm", "vq-vae", dict(
+            z_dim=4, code_dim=2, codebook_size=3, likelihood="gaussian", batch_norm=True,
+            hidden=(4, 3), commitment=0.5)),
+        ("vq-vae-moving-average", "vq-vae", dict(z_dim=6, code_dim=2, codebook_size=4,
+                                                 ema_decay=0.9)),
     ]
+    # Every member with a conv encoder and decoder (numpyvae.networks.ConvNetwork) on
+    # 7 x 6 images: 7x6 -> 4x3 -> 2x2 and back (output_padding 0 then 1 by 0).
+    + [(f"{name}-conv{suffix}", name, dict(CONV, **options))
+       for name, suffix, options in (
+           ("vae", "", {}),
+           ("vae", "-batchnorm-gaussian", dict(batch_norm=True, likelihood="gaussian")),
+           ("vae", "-kernel4-colour", dict(image_shape=(3, 6, 5), kernel_size=4, channels=(2,),
+                                           likelihood="gaussian-fixed")),
+           ("iwae", "-k3", dict(k=3)),
+           ("iwae", "-k2-batchnorm", dict(k=2, batch_norm=True)),
+           ("cvae", "", dict(n_classes=3)),
+           ("cvae", "-batchnorm-iwae", dict(n_classes=2, batch_norm=True, objective="iwae", k=2)),
+           ("planar-flow", "", dict(flow_length=2)),
+           ("planar-flow", "-batchnorm-iwae", dict(flow_length=1, batch_norm=True,
+                                                  objective="iwae", k=2)),
+           ("vade", "", dict(n_components=3)),
+           ("vade", "-batchnorm-iwae", dict(n_components=2, batch_norm=True, objective="iwae",
+                                            k=2)),
+           ("vq-vae", "", dict(z_dim=None, code_dim=2, codebook_size=4)),
+           ("vq-vae", "-batchnorm-gaussian", dict(z_dim=None, code_dim=2, codebook_size=3,
+                                                  batch_norm=True, likelihood="gaussian")),
+       )]
 )
 
 
@@ -537,8 +574,11 @@ def model_case(name, options, seed=0, n=5):
                          ids=[case[0] for case in MODEL_CASES])
 def test_model_gradients_match_central_differences(name, options):
     model, x, condition, eps = model_case(name, options)
-    errors = check_model_gradients(model, x, eps, condition=condition)
-    assert set(errors) == set(model.params)
+    # A straight-through gradient (VQ-VAE's encoder and codebook) is by design not the
+    # derivative of the loss; tests/test_vq_vae.py checks it against its own formula.
+    exact = [key for key in model.params if not key.startswith(model.surrogate_gradients)]
+    errors = check_model_gradients(model, x, eps, condition=condition, names=exact)
+    assert set(errors) == set(exact) and exact
     assert max(errors.values()) < TOLERANCE, errors
 
 
@@ -550,7 +590,12 @@ def test_every_registered_model_has_cases():
         assert options, f"no gradient check for model {name!r}"
         assert any(o.get("batch_norm") for o in options), f"{name}: no batch_norm case"
         objectives = {o.get("objective", "iwae" if name == "iwae" else "elbo") for o in options}
-        assert objectives == {"elbo", "iwae"} or name == "iwae", f"{name}: {objectives}"
+        own_objective = (nv.models.model_class(name).objective_part_for
+                         is not nv.models.LatentGaussianModel.objective_part_for)
+        assert objectives == {"elbo", "iwae"} or name == "iwae" or own_objective, \
+            f"{name}: {objectives}"
+        if name != "cvae-quadrant":      # its x is three quadrants, not an image
+            assert any(o.get("net") == "conv" for o in options), f"{name}: no conv case"
 
 
 def test_model_check_catches_a_wrong_gradient(monkeypatch):

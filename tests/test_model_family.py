@@ -445,6 +445,8 @@ REGISTRY_OPTIONS = {
                           k=3, seed=9),
     "planar-flow": dict(x_dim=12, hidden=(6,), z_dim=3, flow_length=4, seed=2),
     "vade": dict(x_dim=12, hidden=(6,), z_dim=3, n_components=4, seed=4),
+    "vq-vae": dict(x_dim=20, net="conv", image_shape=(1, 4, 5), channels=(3,), kernel_size=3,
+                   code_dim=2, codebook_size=5, ema_decay=0.95, seed=3),
 }
 
 

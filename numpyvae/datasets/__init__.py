@@ -3,14 +3,17 @@
 >>> from numpyvae import datasets
 >>> x, labels = datasets.load("frey", "train")          # (1600, 560) float32 in [0, 1], None
 >>> x.reshape(-1, *datasets.image_shape("frey"))        # upright 28 x 20 faces
+>>> datasets.channels_and_size("cifar10")                # (3, 32, 32): (C, H, W) for conv nets
 
 Data sets (``names()``): ``frey``, ``binarized-mnist``, ``mnist``,
-``fashion-mnist``; ``DATASETS[name]`` holds each one's files (canonical URL,
-mirrors, size, SHA-256), splits and citation.
+``fashion-mnist``, ``cifar10``; ``DATASETS[name]`` holds each one's files
+(canonical URL, mirrors, size, SHA-256), splits and citation.
 
 * ``load(name, split="train", data_dir=None, download=True, dtype=float32)``
   returns ``(x, labels)``; missing files are downloaded and every file is
   verified against its SHA-256.
+* ``image_shape(name)``: (H, W) for grey data sets, channel-first (C, H, W) for
+  colour ones; ``channels_and_size(name)``: (C, H, W) for every data set.
 * ``binarize(x, rng)`` draws a fresh Bernoulli binarization (per minibatch).
 * ``resolve_data_dir(data_dir=None)``: ``data_dir``, else ``$NUMPYVAE_DATA``,
   else ``<user cache>/numpyvae/data`` (e.g. ``~/.cache/numpyvae/data``).
@@ -23,7 +26,8 @@ All errors derive from ``DataError`` and say what to do.
 
 from .errors import ChecksumError, DataError, DataNotFoundError, DownloadError, FormatError
 from .fetch import FetchResult, download_file, fetch, fetch_file, import_file
-from .loading import available, binarize, fixed_subset, frey_split, image_shape, load, splits
+from .loading import (available, binarize, channels_and_size, fixed_subset, frey_split, image_shape, load,
+                      splits)
 from .paths import cache_dir, default_data_dir, resolve_data_dir
 from .registry import DATASETS, Dataset, FileSpec, get_dataset, names
 
@@ -41,6 +45,7 @@ __all__ = [
     "available",
     "binarize",
     "cache_dir",
+    "channels_and_size",
     "default_data_dir",
     "download_file",
     "fetch",

@@ -1,15 +1,15 @@
 """Turning verified data files into arrays: ``load``, ``image_shape``, ``binarize``.
 
-Pixel scaling: grey levels are divided by **255**, so 0 maps to 0.0 and 255 to
-1.0.  (``anglepy``, Kingma's original code, divides the Frey faces by 256; that
-shrinks every pixel by 255/256 and shifts a continuous-likelihood bound on the
-560-pixel Frey faces by 560 * log(256/255), about 2.2 nats.  Multiply ``x`` by
-255/256 to reproduce it.)
+Pixel scaling: grey levels (and CIFAR-10's colour levels) are divided by
+**255**, so 0 maps to 0.0 and 255 to 1.0.  (``anglepy``, Kingma's original
+code, divides the Frey faces by 256; that shrinks every pixel by 255/256 and
+shifts a continuous-likelihood bound on the 560-pixel Frey faces by
+560 * log(256/255), about 2.2 nats.  Multiply ``x`` by 255/256 to reproduce it.)
 """
 
 import numpy as np
 
-from . import cache
+from . import cache, cifar
 from .amat import read_binarized_amat
 from .errors import DataError, DataNotFoundError, FormatError
 from .fetch import download_file
@@ -56,7 +56,17 @@ def _parse_idx(content, where, spec):
     return read_idx(content, expected_magic=magic, where=where)
 
 
-_PARSERS = {"frey": ("frey-mat", _parse_frey), "binarized-amat": ("amat", _parse_amat), "idx": ("idx", _parse_idx)}
+def _parse_cifar(content, where, spec):
+    return cifar.read_cifar10_archive(content, where)
+
+
+# reader -> (name of its parsed-array cache entries, parse function)
+_PARSERS = {
+    "frey": ("frey-mat", _parse_frey),
+    "binarized-amat": ("amat", _parse_amat),
+    "idx": ("idx", _parse_idx),
+    "cifar-python": ("cifar-python", _parse_cifar),
+}
 
 
 def _missing_message(dataset, spec, directory):
@@ -104,12 +114,15 @@ def load(name, split="train", data_dir=None, download=True, dtype=np.float32):
     ``x`` is a C-contiguous float array of shape (examples, pixels) with values
     in [0, 1]: grey levels divided by 255, or exactly 0/1 for binarized MNIST.
     Each row is an image flattened row-major; ``x.reshape(-1, *image_shape(name))``
-    gives upright images.  ``labels`` is an int64 array of class indices
-    (MNIST, Fashion-MNIST) or None (Frey, binarized MNIST).
+    gives upright images (channel-first (3, 32, 32) for CIFAR-10: the red,
+    green and blue planes one after the other).  ``labels`` is an int64 array
+    of class indices (MNIST, Fashion-MNIST, CIFAR-10) or None (Frey, binarized
+    MNIST).
 
     ``split`` is "train" or "test" for every data set, and also "valid" for
     binarized MNIST.  Split sizes: frey 1600/365 (see ``frey_split``),
-    binarized-mnist 50000/10000/10000, mnist and fashion-mnist 60000/10000.
+    binarized-mnist 50000/10000/10000, mnist and fashion-mnist 60000/10000,
+    cifar10 50000/10000.
 
     The data directory is ``data_dir``, else ``$NUMPYVAE_DATA``, else the
     per-user default (``resolve_data_dir``).  Every file is checked against the
@@ -138,6 +151,10 @@ def load(name, split="train", data_dir=None, download=True, dtype=np.float32):
     elif dataset.reader == "binarized-amat":
         x = _as_float(arrays[0], dtype, 1)
         labels = None
+    elif dataset.reader == "cifar-python":
+        records = cifar.split_records(arrays[0], split)
+        x = _as_float(records["image"], dtype, 255)
+        labels = records["label"].astype(np.int64)
     else:
         images, label_values = arrays
         if images.ndim != 3 or label_values.ndim != 1 or len(images) != len(label_values):
@@ -154,8 +171,24 @@ def load(name, split="train", data_dir=None, download=True, dtype=np.float32):
 
 
 def image_shape(name):
-    """(rows, columns) of one image of data set ``name``: (28, 20) for Frey, (28, 28) for the MNIST family."""
+    """The shape of one image of data set ``name``, as the rows of ``load``'s ``x`` are laid out.
+
+    (rows, columns) for grey data sets -- (28, 20) for Frey, (28, 28) for the
+    MNIST family -- and channel-first (channels, rows, columns) for colour ones:
+    (3, 32, 32) for CIFAR-10.  ``channels_and_size`` gives (C, H, W) for all.
+    """
     return tuple(get_dataset(name).image_shape)
+
+
+def channels_and_size(name):
+    """(channels, rows, columns) of one image of data set ``name``, for every data set.
+
+    (1, H, W) for grey data sets, (3, 32, 32) for CIFAR-10: what a convolutional
+    network needs whatever the data set.  ``x.reshape(-1, *channels_and_size(name))``
+    turns ``load``'s rows into (N, C, H, W) images.
+    """
+    shape = image_shape(name)
+    return shape if len(shape) == 3 else (1, *shape)
 
 
 def splits(name):

@@ -6,8 +6,10 @@ example to point the URLs at a local HTTP server.
 
 Sizes and SHA-256 values are those of the *original* files as served by the
 canonical URLs (they match the checksums recorded by TensorFlow Datasets and,
-through MD5, torchvision).  For the binarized MNIST ``.amat`` text files a
-gzip-compressed copy ``<name>.amat.gz`` is accepted as well; its checksum is
+through MD5, torchvision; for CIFAR-10, whose python archive TensorFlow
+Datasets does not use, the SHA-256 is the one Keras pins and the MD5
+torchvision's).  For the binarized MNIST ``.amat`` text files a gzip-compressed
+copy ``<name>.amat.gz`` is accepted as well; its checksum is
 computed over the decompressed bytes, so it is the same recorded value.
 """
 
@@ -45,7 +47,9 @@ class Dataset:
 
     ``splits`` maps a split name to the file names it needs (images first,
     then labels if any); ``split_sizes`` gives the number of examples per split.
-    ``reader`` selects the parsing code in ``loading.py``.
+    ``reader`` selects the parsing code in ``loading.py``.  ``image_shape`` is
+    (rows, columns) for grey images and channel-first (channels, rows, columns)
+    for colour ones -- the order of the values in one row of ``load``'s ``x``.
     """
 
     name: str
@@ -86,6 +90,7 @@ _MNIST_MIRRORS = (
 )
 _FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 _BINARIZED_MNIST_URL = "http://www.cs.toronto.edu/~larocheh/public/datasets/binarized_mnist/"
+_CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
 
 
 def _mnist_file(filename, size, sha256):
@@ -214,7 +219,40 @@ FASHION_MNIST = Dataset(
     notes="Same IDX format and file names as MNIST.",
 )
 
-DATASETS = {dataset.name: dataset for dataset in (FREY, BINARIZED_MNIST, MNIST, FASHION_MNIST)}
+CIFAR10 = Dataset(
+    name="cifar10",
+    title="CIFAR-10",
+    directory="cifar10",
+    reader="cifar-python",
+    image_shape=(3, 32, 32),
+    files=(
+        # SHA-256 as pinned by Keras (keras/src/datasets/cifar10.py) for this URL;
+        # its MD5 is c58f30108f718f92721af3b95e74349a (torchvision/datasets/cifar.py).
+        FileSpec(
+            _CIFAR10_ARCHIVE,
+            170498071,
+            "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce",
+            ("https://www.cs.toronto.edu/~kriz/" + _CIFAR10_ARCHIVE,),
+        ),
+    ),
+    splits={"train": (_CIFAR10_ARCHIVE,), "test": (_CIFAR10_ARCHIVE,)},
+    split_sizes={"train": 50000, "test": 10000},
+    has_labels=True,
+    homepage="https://www.cs.toronto.edu/~kriz/cifar.html",
+    citation=(
+        "A. Krizhevsky, 'Learning Multiple Layers of Features from Tiny Images', "
+        "technical report, University of Toronto, 2009."
+    ),
+    notes=(
+        "32 x 32 colour images of 10 classes (0 airplane, 1 automobile, 2 bird, 3 cat, 4 deer, "
+        "5 dog, 6 frog, 7 horse, 8 ship, 9 truck). The 'python version' archive: train is "
+        "data_batch_1..5, test is test_batch. Rows are channel-first: 1024 red, 1024 green, "
+        "1024 blue values, each 32 x 32 row-major. The batches are pickles, read from the "
+        "verified archive by a restricted unpickler (numpyvae/datasets/cifar.py)."
+    ),
+)
+
+DATASETS = {dataset.name: dataset for dataset in (FREY, BINARIZED_MNIST, MNIST, FASHION_MNIST, CIFAR10)}
 
 
 def names():

@@ -1,6 +1,6 @@
 """The family of models, one file each, and the registry that names them.
 
-    numpyvae.models.names()                 -> ("cvae", "cvae-quadrant", "iwae", "planar-flow", "vade", "vae")
+    numpyvae.models.names()                 -> ("cvae", "cvae-quadrant", "iwae", "planar-flow", "vade", "vae", "vq-vae")
     numpyvae.models.create(name, **options) -> a model implementing the contract of
                                                numpyvae.models.base
 
@@ -14,6 +14,7 @@ from .iwae import IWAE
 from .planar_flow import PlanarFlowVAE
 from .vade import VaDE
 from .vae import VAE
+from .vq_vae import VQVAE
 
 REGISTRY = {
     "vae": VAE,
@@ -22,6 +23,7 @@ REGISTRY = {
     "cvae-quadrant": QuadrantCVAE,
     "planar-flow": PlanarFlowVAE,
     "vade": VaDE,
+    "vq-vae": VQVAE,
 }
 
 

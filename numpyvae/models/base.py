@@ -55,7 +55,7 @@ import numpy
 
 from .. import backend
 from ..decoders import DECODERS
-from ..encoder import Encoder
+from ..networks import ConvGeometry, ConvNetwork, MLPNetwork
 from ..kl import KLDiagonalGaussians, KLStandardNormal
 from ..layers import Concatenate
 from ..parameters import ParameterDict, initialize_weight
@@ -133,6 +133,8 @@ class LatentGaussianModel:
     condition_kind = None    # None, "label" or "input": what ``condition`` holds
     learned_prior = False    # p(z|c) from a prior network instead of N(0, I)
     OPTIONS = BASE_OPTIONS   # a member adds its own Options in OPTIONS
+    surrogate_gradients = () # parameter-name prefixes whose gradient is an estimator's
+                             # by design, not the loss's derivative (VQ-VAE's straight-through)
     RUN_DEFAULTS = {}        # the member's training protocol: numpyvae.train settings
 
     @classmethod
@@ -168,6 +170,10 @@ class LatentGaussianModel:
             options[option.name] = value
         self.x_dim = positive_int(x_dim, "x_dim")
         self._take_options(options)       # every Option of the class: validated, on self
+        if self.image_shape is not None and math.prod(self.image_shape) != self.x_dim:
+            raise ValueError(f"image_shape {self.image_shape} holds "
+                             f"{math.prod(self.image_shape)} pixels but x_dim is {self.x_dim}.")
+        self.settle_options()
         self.decoder_hidden = (self.hidden[::-1] if self.decoder_hidden is None
                                else self.decoder_hidden)
         self.prior_hidden = (self.hidden if prior_hidden is None
@@ -191,16 +197,12 @@ class LatentGaussianModel:
         self.prior = self.prior_part()
         self._heads = tuple(self.posterior.heads())
         self._q_names = tuple(f"q.{name}" for name, _ in self._heads)
-        self.objective_part = (IwaeBound(self.k) if self.objective == "iwae"
-                               else Elbo(self.beta, self.samples))
+        self.objective_part = self.objective_part_for()
         decoder_class = DECODERS[self.likelihood]
-        bn = self.batch_norm
-        trunk = self.encoder_sizes[:-1]
-        layout = (Encoder.layout(trunk, self._heads, "encoder", bn)
-                  + decoder_class.layout(self.decoder_sizes, batch_norm=bn) + self.prior.layout())
-        buffer_layout = (Encoder.buffer_layout(trunk, "encoder", bn)
-                         + decoder_class.buffer_layout(self.decoder_sizes, batch_norm=bn)
-                         + self.prior.buffer_layout())
+        self.encoder_network, self.decoder_network = self.networks(decoder_class)
+        parts = (self.encoder_network, self.decoder_network, self.prior, self.posterior)
+        layout = [entry for part in parts for entry in part.layout()]
+        buffer_layout = [entry for part in parts for entry in part.buffer_layout()]
         self.params = ParameterDict(layout, dtype=self.dtype, xp=self.xp)
         self.grads = self.params.zeros_like()
         self.buffers = ParameterDict(buffer_layout, dtype=self.dtype, xp=self.xp)
@@ -256,27 +258,63 @@ class LatentGaussianModel:
                                             self.activation, self.batch_norm)
         return StandardNormalPrior(self.z_dim)
 
+    def objective_part_for(self):
+        """What training maximizes: the ELBO (beta-weighted) or the IWAE bound."""
+        return IwaeBound(self.k) if self.objective == "iwae" else Elbo(self.beta, self.samples)
+
+    def settle_options(self):
+        """Options a member derives from others once all are read (none here)."""
+
     def initialize_parts(self, rng):
         """Initial values a member's parts need beyond the networks' (none here)."""
+
+    def networks(self, decoder_class):
+        """Descriptions of the encoder and the decoder (numpyvae.networks): MLPs, or
+        conv nets with ``net="conv"``, the decoder the encoder's mirror."""
+        if self.net == "mlp":
+            trunk = self.encoder_sizes[:-1]
+            return (MLPNetwork(trunk, self._heads, self.activation, "encoder", self.batch_norm),
+                    MLPNetwork(self.decoder_sizes[:-1], decoder_class.heads(self.x_dim),
+                               self.activation, "decoder", self.batch_norm))
+        geometry = self.conv_geometry()
+        latent = self.conv_latent
+        encoder = ConvNetwork(geometry, self._heads, self.activation, "encoder", "encode",
+                              latent, self.batch_norm, extra=self.condition_dim)
+        decoder = ConvNetwork(geometry, decoder_class.heads(self.x_dim), self.activation,
+                              "decoder", "decode", latent, self.batch_norm,
+                              in_width=self.decoder_sizes[0] if latent == "vector"
+                              else self.z_dim // (geometry.sizes[-1][0] * geometry.sizes[-1][1]))
+        return encoder, decoder
+
+    conv_latent = "vector"   # a conv net's latent: a vector (Dense heads) or a grid (VQ-VAE)
+
+    def conv_geometry(self):
+        """The conv net's shapes for this model's images (refusing sizes it cannot take)."""
+        if self.image_shape is None:
+            raise ValueError(f"net='conv' needs image_shape=(C, H, W) of the images "
+                             f"(x_dim = {self.x_dim} pixels).")
+        return ConvGeometry(self.image_shape, self.channels, self.kernel_size, self.stride,
+                            self.padding)
 
     # ------------------------------------------------------------------ pieces
     def _pieces(self, training, log_q=True):
         """Fresh pieces over the shared parameters and a fresh tape: one pass's state
         (``log_q``: whether anything in the pass reads log q(z|x))."""
-        options = dict(batch_norm=self.batch_norm, buffers=self.buffers, training=training)
+        state = (self.params, self.grads, self.buffers, training)
         return SimpleNamespace(
-            encoder=Encoder(self.encoder_sizes[:-1], self._heads, self.activation,
-                            self.params, self.grads, **options),
-            decoder=self._decoder_class(self.decoder_sizes, self.activation, self.params,
-                                        self.grads, **options, **self._decoder_options),
-            posterior=self.posterior.bind(log_q),
-            prior=self.prior.bind(self.params, self.grads, self.buffers, training),
+            encoder=self.encoder_network.build(*state),
+            decoder=self._decoder_class(self.decoder_network.build(*state),
+                                        **self._decoder_options),
+            posterior=self.posterior.bind(log_q, *state),
+            prior=self.prior.bind(*state),
             tape=Tape())
 
     @staticmethod
     def _batch_norms(pieces):
-        return [norm for net in (pieces.encoder, pieces.decoder, pieces.prior)
-                for norm in net.batch_norms]
+        """What a training step moves besides the parameters: batch norms' running
+        statistics (and a posterior's own, as a VQ codebook's moving averages)."""
+        return [norm for net in (pieces.encoder, pieces.decoder, pieces.prior, pieces.posterior)
+                for norm in getattr(net, "batch_norms", ())]
 
     # ------------------------------------------------------------------ config
     def config(self):
@@ -292,14 +330,15 @@ class LatentGaussianModel:
 
     def widest_layer(self):
         """The widest activation a pass computes per sample (sizes evaluation chunks)."""
-        heads = tuple(size for _, size in self._heads)
-        return max(self.encoder_sizes + self.decoder_sizes + heads + (self.prior.widest(),))
+        return max(self.encoder_network.widest(), self.decoder_network.widest(),
+                   self.prior.widest())
 
     # ---------------------------------------------------- for the training command
     @classmethod
     def options_from_data(cls, image_shape, n_classes):
-        """Constructor options that come from the data set (none for the plain VAE)."""
-        return {}
+        """Constructor options that come from the data set: the images' shape (which a
+        conv net reads)."""
+        return {"image_shape": tuple(image_shape)}
 
     @property
     def objective_label(self):
@@ -363,6 +402,9 @@ class LatentGaussianModel:
         width = self.x_dim if width is None else width
         if not hasattr(x, "shape"):
             x = numpy.asarray(x)
+        if (x.ndim == 4 and what == "x" and self.image_shape is not None
+                and tuple(x.shape[1:]) == self.image_shape):
+            x = x.reshape(x.shape[0], -1)     # images (N, C, H, W): rows, as every net reads
         if x.ndim != 2 or x.shape[1] != width:
             raise ValueError(
                 f"{what} must have shape (batch, {width}), got {tuple(x.shape)}. "
@@ -426,7 +468,7 @@ class LatentGaussianModel:
             tape.apply(Concatenate(), ("x", "features"), ("encoder_input",))
             encoder_input = "encoder_input"
         tape.apply(pieces.encoder, (encoder_input,), self._q_names)
-        tape.apply(pieces.posterior, self._q_names + ("eps",), ("z", "log_q"),
+        tape.apply(pieces.posterior, self._q_names + ("eps",), self.posterior.outputs,
                    grads_for=self._q_names)
         return tape
 

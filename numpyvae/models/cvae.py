@@ -31,7 +31,7 @@ class CVAE(LatentGaussianModel):
         if not n_classes:
             raise ValueError("The cvae model needs labels, and this data set has none: use "
                              "a labelled one (--dataset mnist or fashion-mnist).")
-        return {"n_classes": int(n_classes)}
+        return dict(super().options_from_data(image_shape, n_classes), n_classes=int(n_classes))
 
     def figure_conditions(self, count, condition=None):
         """Labels 0, 1, ..., n_classes - 1 in turn."""

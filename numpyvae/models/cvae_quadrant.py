@@ -41,6 +41,12 @@ class QuadrantCVAE(LatentGaussianModel):
 
     def __init__(self, x_dim, image_shape=(28, 28), given="bottom-left", likelihood="bernoulli",
                  **options):
+        if options.get("net", "mlp") != "mlp":
+            raise ValueError("The cvae-quadrant model has MLP networks only: its x is three "
+                             "quadrants of an image, not an image; drop --net conv.")
+        if len(tuple(image_shape)) != 2:
+            raise ValueError(f"The cvae-quadrant model needs grey images (rows, cols), got "
+                             f"image_shape {tuple(image_shape)}.")
         rows, cols = (int(n) for n in image_shape)
         if rows * cols != x_dim or rows < 2 or cols < 2:
             raise ValueError(f"image_shape {tuple(image_shape)} does not hold x_dim = {x_dim} "
@@ -53,6 +59,7 @@ class QuadrantCVAE(LatentGaussianModel):
         self.target_pixels = numpy.flatnonzero(~mask)
         super().__init__(len(self.target_pixels), likelihood=likelihood,
                          condition_dim=len(self.given_pixels), **options)
+        self.image_shape = (rows, cols)   # the whole image's; x is three quadrants of it
 
     def config(self):
         config = super().config()

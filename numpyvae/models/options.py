@@ -19,6 +19,7 @@ from ..decoders import DECODERS
 from ..layers import ACTIVATIONS
 
 OBJECTIVES = ("elbo", "iwae")
+NETS = ("mlp", "conv")
 INITS = ("normal", "glorot")
 DTYPES = ("float32", "float64")
 
@@ -131,6 +132,16 @@ def widths(what):
     return parse
 
 
+def image_shape(value):
+    """(C, H, W) from (C, H, W) or a grey (H, W)."""
+    shape = widths("image_shape")(value)
+    if len(shape) == 2:
+        shape = (1,) + shape
+    if len(shape) != 3:
+        raise ValueError(f"image_shape must be (C, H, W) or (H, W), got {value!r}.")
+    return shape
+
+
 def flag_value(value):
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
@@ -200,4 +211,20 @@ BASE_OPTIONS = (
            omit_when=lambda model, value: model.objective == "elbo" and model.k == 1),
     Option("k", 1, "importance samples K of the iwae objective", positive_int("k (importance samples)"),
            omit_when=lambda model, value: model.objective == "elbo" and model.k == 1),
+    Option("net", "mlp", "the encoder's and decoder's kind: mlp (--hidden widths) or conv "
+           "(--channels, --kernel-size, --stride, --padding; the decoder mirrors the encoder)",
+           one_of(NETS, "net"), cli=dict(choices=NETS),
+           omit_when=lambda model, value: value == "mlp"),
+    Option("channels", (32, 64, 128), "a conv net's filters per convolution (the Chen thesis: "
+           "32 64 128)", widths("channels"), cli=dict(WIDTH, metavar="CHANNELS"),
+           omit_when=lambda model, value: model.net == "mlp"),
+    Option("kernel_size", 4, "a conv net's kernel size", positive_int("kernel_size"),
+           omit_when=lambda model, value: model.net == "mlp"),
+    Option("stride", 2, "a conv net's stride", positive_int("stride"),
+           omit_when=lambda model, value: model.net == "mlp"),
+    Option("padding", 1, "a conv net's zero padding", non_negative_int("padding"),
+           omit_when=lambda model, value: model.net == "mlp"),
+    Option("image_shape", None, "(C, H, W) of the images a conv net reads (the training "
+           "command takes it from the data set)", optional(image_shape, off=()), flag=False,
+           omit_when=lambda model, value: model.net == "mlp"),
 )

@@ -160,3 +160,46 @@ class Reconstruction:
     def record(self, tape, posterior, prior_pass, beta=None):
         return tape.apply(MeanOverDraws(), ("log_likelihood",), ("objective",),
                           grads_for=("log_likelihood",))
+
+
+class VectorQuantizedLoss:
+    """1/S sum_s log p(x|z_q) - codebook loss - commitment * commitment loss, (N,);
+    without the codebook term when moving averages train the codebook.
+    Backward: g / S to each draw, -g to the codebook loss, -commitment g to the other."""
+
+    params = grads = {}
+
+    def __init__(self, commitment, with_codebook):
+        self.commitment, self.with_codebook = commitment, with_codebook
+
+    def forward(self, log_likelihood, codebook_loss, commitment_loss):
+        self.draws = log_likelihood.shape[0]
+        value = log_likelihood.mean(axis=0) - self.commitment * commitment_loss
+        if self.with_codebook:
+            value -= codebook_loss
+        return value
+
+    def backward(self, grad_out):
+        return (spread_over_draws(grad_out, self.draws),
+                -grad_out if self.with_codebook else None, -self.commitment * grad_out)
+
+
+class VectorQuantizedObjective:
+    """VQ-VAE's objective (van den Oord et al., 2017): the reconstruction log-likelihood
+    at z_q, less the codebook loss ||sg(z_e) - e||^2 and commitment * ||z_e - sg(e)||^2
+    (the paper's beta, 0.25); the gradient reaches the encoder straight through z_q."""
+
+    name = "vq"
+
+    @staticmethod
+    def needs_log_q(posterior):
+        return False
+
+    def __init__(self, commitment=0.25, with_codebook=True):
+        self.commitment, self.with_codebook = commitment, with_codebook
+        self.beta, self.draws = 1.0, 1
+
+    def record(self, tape, posterior, prior_pass, beta=None):
+        names = ("log_likelihood", "codebook_loss", "commitment_loss")
+        return tape.apply(VectorQuantizedLoss(self.commitment, self.with_codebook), names,
+                          ("objective",), grads_for=names)

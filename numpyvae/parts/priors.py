@@ -195,3 +195,50 @@ class _GaussianMixturePass:
         mu = xp.asarray(means[components], dtype=eps.dtype)
         sigma = xp.asarray(numpy.exp(0.5 * logvars[components]), dtype=eps.dtype)
         return mu + sigma * eps
+
+
+class UniformCodePrior:
+    """p(k) = 1/K for each of an example's M codes: VQ-VAE's prior during training. With
+    a one-hot q the KL is M log K, a constant (van den Oord et al., 2017), so
+    log p(x|z_q) - M log K bounds log p(x). Its codes live in the posterior's codebook,
+    so the model draws samples (``VQVAE.prior_sample``)."""
+
+    def __init__(self, code_count, codebook_size):
+        self.code_count, self.codebook_size = int(code_count), int(codebook_size)
+
+    def layout(self):
+        return []
+
+    def buffer_layout(self):
+        return []
+
+    def bind(self, params, grads, buffers, training):
+        return _UniformCodePass(self.code_count * numpy.log(self.codebook_size))
+
+    def widest(self):
+        return 0
+
+
+class _UniformCodePass:
+    batch_norms = ()
+
+    def __init__(self, log_codes):
+        self.log_codes = float(log_codes)
+
+    def record(self, tape):
+        return ()
+
+    def log_density(self, tape, z, out="log_prior"):
+        """log p(k) = -M log K for every draw, (S, N): a constant of the tape."""
+        value = tape[z]
+        xp = backend.namespace_of(value)
+        return tape.constant(out, xp.full(value.shape[:2], -self.log_codes, dtype=value.dtype))
+
+    def kl(self, tape, q_names, z, out="kl"):
+        return None   # the objective's Monte-Carlo KL is exact here: 0 - (-M log K)
+
+    def parameters(self, features, n):
+        raise ValueError("A uniform prior over codes has no Gaussian mean and log-variance.")
+
+    def sample(self, eps, features, rng):
+        raise ValueError("Codes are drawn by the VQ-VAE model (model.prior_sample).")

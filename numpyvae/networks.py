@@ -1,0 +1,337 @@
+"""Networks with heads, as a model's parts: a multilayer perceptron or a convolutional
+net, described once (the names and shapes of its parameters, and how to build it for a
+pass), built per pass over the model's shared parameter views.
+
+Both kinds have one interface, so the encoder, the decoder and a prior network never
+ask which they are:
+
+    description.layout(), .buffer_layout()   (name, shape) of parameters and batch-norm buffers
+    description.build(params, grads, buffers, training) -> a piece with
+        forward(x) -> one output per head, each (..., size)
+        backward(*grads, need_input_grad) -> dL/dx, filling the parameter gradients
+        batch_norms                          the batch norms whose statistics a step moves
+    description.widest()                     the widest activation per example (chunk sizes)
+
+Rows in, rows out: a network reads flattened rows and its heads write flattened rows,
+whatever happens inside, so the objectives and likelihoods see the same arrays for an
+MLP and a conv net. Tutorial 12 derives the convolutional pieces.
+
+The conv encoder (the Chen thesis's CNN FGVAE, generalized): convolutions of
+``channels`` filters each (kernel k, stride s, padding p; batch norm; activation), then
+
+    vector heads: the feature map flattened (and any condition appended), a Dense head each
+    grid heads:   a 1 x 1 convolution each: a D-vector per position of the last feature
+                  map, written position-major, (N, h w D) (VQ-VAE's grid of codes)
+
+The conv decoder mirrors it: a stem onto the encoder's last feature map (a Dense layer
+from z for a vector latent, a 1 x 1 convolution for a grid), transposed convolutions back
+through the encoder's feature-map sizes (output_padding picks the size a stride-s
+convolution rounded down), and heads, one transposed convolution each, onto the image.
+"""
+import functools
+import math
+from dataclasses import dataclass
+
+from . import backend
+from .conv import (BatchNorm2D, Conv2D, ConvTranspose2D, conv_output_size,
+                   transposed_output_size)
+from .batchnorm import BatchNorm
+from .encoder import Encoder
+from .layers import Dense, make_activation
+
+
+class MLPNetwork:
+    """An MLP of widths ``sizes`` = (in, *hidden) with linear heads ((name, size), ...):
+    numpyvae.encoder.Encoder, the network every member had before conv nets."""
+
+    def __init__(self, sizes, heads, activation, prefix, batch_norm=False):
+        self.sizes, self.heads = tuple(sizes), tuple(tuple(head) for head in heads)
+        self.activation, self.prefix, self.batch_norm = activation, prefix, batch_norm
+
+    def layout(self):
+        return Encoder.layout(self.sizes, self.heads, self.prefix, self.batch_norm)
+
+    def buffer_layout(self):
+        return Encoder.buffer_layout(self.sizes, self.prefix, self.batch_norm)
+
+    def build(self, params, grads, buffers, training):
+        return Encoder(self.sizes, self.heads, self.activation, params, grads, self.prefix,
+                       batch_norm=self.batch_norm, buffers=buffers, training=training)
+
+    def widest(self):
+        return max(self.sizes + tuple(size for _, size in self.heads))
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The shapes a conv net's layers compute for an image (C, H, W): ``sizes`` are the
+    feature maps' (h, w), the image's first. Refuses an image its strides cannot take."""
+
+    image_shape: tuple
+    channels: tuple
+    kernel_size: int
+    stride: int
+    padding: int
+
+    def __post_init__(self):
+        sizes = [tuple(self.image_shape[1:])]
+        for _ in self.channels:
+            sizes.append(tuple(conv_output_size(n, self.kernel_size, self.stride, self.padding)
+                               for n in sizes[-1]))
+        if min(min(size) for size in sizes) < 1:
+            height, width = self.image_shape[1:]
+            raise ValueError(
+                f"An image of {height}x{width} is too small for {len(self.channels)} "
+                f"convolutions of kernel {self.kernel_size}, stride {self.stride}, padding "
+                f"{self.padding}: it needs at least {self.smallest_side()} pixels a side; "
+                "use larger images or fewer --channels.")
+        object.__setattr__(self, "sizes", tuple(sizes))
+
+    def smallest_side(self):
+        side = 1
+        while True:
+            size = side
+            for _ in self.channels:
+                size = conv_output_size(size, self.kernel_size, self.stride, self.padding)
+            if size >= 1:
+                return side
+            side += 1
+
+    @property
+    def pixels(self):
+        return math.prod(self.image_shape)
+
+    @property
+    def feature_shape(self):
+        """(C, h, w) of the last feature map."""
+        return (self.channels[-1],) + self.sizes[-1]
+
+    def output_paddings(self):
+        """Per transposed layer from size i+1 back to size i: the output_padding that
+        restores the size the stride-s convolution rounded down."""
+        return tuple(tuple(big - transposed_output_size(small, self.kernel_size, self.stride,
+                                                         self.padding) for big, small in zip(
+                     self.sizes[i], self.sizes[i + 1])) for i in range(len(self.channels)))
+
+    def widest(self):
+        """The widest array per example: a feature map or an im2col matrix."""
+        widths = [math.prod(self.image_shape)]
+        in_channels = (self.image_shape[0],) + self.channels[:-1]
+        for c_in, c_out, size in zip(in_channels, self.channels, self.sizes[1:]):
+            widths += [c_out * math.prod(size), c_in * self.kernel_size ** 2 * math.prod(size)]
+        return max(widths)
+
+
+@functools.lru_cache(maxsize=None)
+def _names(prefix, kind, count):
+    return tuple(dict(W=f"{prefix}.{kind}{i}.W", b=f"{prefix}.{kind}{i}.b",
+                      scale=f"{prefix}.{kind}{i}.bn.scale", shift=f"{prefix}.{kind}{i}.bn.shift",
+                      running_mean=f"{prefix}.{kind}{i}.bn.running_mean",
+                      running_var=f"{prefix}.{kind}{i}.bn.running_var")
+                 for i in range(count))
+
+
+def _norm_entries(names, width):
+    return [(names["scale"], (width,)), (names["shift"], (width,))]
+
+
+def _buffer_entries(names, width):
+    return [(names["running_mean"], (width,)), (names["running_var"], (width,))]
+
+
+class ConvNetwork:
+    """A conv net with heads (see the module docstring). ``direction`` "encode": images
+    of ``geometry`` (plus ``extra`` condition columns, joined at the flat layer) to
+    heads; "decode": a latent of ``in_width`` to image-shaped heads. ``latent`` "vector"
+    (Dense heads/stem) or "grid" (1 x 1 convolutions: a head of size h w D is a D-vector
+    per position)."""
+
+    def __init__(self, geometry, heads, activation, prefix, direction, latent="vector",
+                 batch_norm=False, extra=0, in_width=None):
+        if latent == "grid" and extra:
+            raise ValueError("A grid latent takes no condition: use latent='vector'.")
+        self.geometry, self.heads = geometry, tuple(tuple(head) for head in heads)
+        self.activation, self.prefix, self.direction = activation, prefix, direction
+        self.latent, self.batch_norm, self.extra, self.in_width = latent, batch_norm, extra, in_width
+
+    # -------------------------------------------------------------- layout
+    def _layers(self):
+        """(names, kind, weight shape, out channels, norm) per hidden layer, in order."""
+        g, k = self.geometry, self.geometry.kernel_size
+        image_channels = g.image_shape[0]
+        layers = []
+        if self.direction == "encode":
+            ins = (image_channels,) + g.channels[:-1]
+            for names, c_in, c_out in zip(_names(self.prefix, "conv", len(g.channels)), ins,
+                                          g.channels):
+                layers.append((names, "conv", (c_out, c_in, k, k), c_out))
+            return layers
+        (stem,) = _names(self.prefix, "stem", 1)
+        top = g.channels[-1]
+        if self.latent == "vector":
+            layers.append((stem, "dense", (self.in_width, math.prod(g.feature_shape)),
+                           math.prod(g.feature_shape)))
+        else:
+            layers.append((stem, "conv", (top, self.in_width, 1, 1), top))
+        reverse = g.channels[::-1]
+        for names, c_in, c_out in zip(_names(self.prefix, "deconv", len(reverse) - 1), reverse,
+                                      reverse[1:]):
+            layers.append((names, "deconv", (c_in, c_out, k, k), c_out))
+        return layers
+
+    def _head_shapes(self):
+        """(name, weight name, bias name, weight shape, bias shape) per head."""
+        g, k = self.geometry, self.geometry.kernel_size
+        entries = []
+        for name, size in self.heads:
+            if self.direction == "decode":
+                shape = (g.channels[0], g.image_shape[0], k, k)
+                bias = g.image_shape[0]
+            elif self.latent == "vector":
+                shape, bias = (math.prod(g.feature_shape) + self.extra, size), size
+            else:                  # a D-vector at each of the grid's h w positions
+                depth = size // math.prod(g.sizes[-1])
+                shape, bias = (depth, g.channels[-1], 1, 1), depth
+            entries.append((name, f"{self.prefix}.{name}.W", f"{self.prefix}.{name}.b", shape,
+                            (bias,)))
+        return entries
+
+    def layout(self):
+        entries = []
+        for names, _, shape, width in self._layers():
+            entries += [(names["W"], shape), (names["b"], (width,))]
+            if self.batch_norm:
+                entries += _norm_entries(names, width)
+        for _, weight, bias, weight_shape, bias_shape in self._head_shapes():
+            entries += [(weight, weight_shape), (bias, bias_shape)]
+        return entries
+
+    def buffer_layout(self):
+        if not self.batch_norm:
+            return []
+        return [entry for names, _, _, width in self._layers()
+                for entry in _buffer_entries(names, width)]
+
+    def widest(self):
+        return max(self.geometry.widest(), self.in_width or 0,
+                   self.geometry.pixels + self.extra)
+
+    def build(self, params, grads, buffers, training):
+        return _ConvNet(self, params, grads, buffers, training)
+
+
+class _ConvNet:
+    """One pass of a ConvNetwork: its pieces over the shared parameter views."""
+
+    def __init__(self, description, params, grads, buffers, training):
+        self.d = description
+        g = description.geometry
+        k, s, p = g.kernel_size, g.stride, g.padding
+        paddings = g.output_paddings()[::-1]     # deconv i maps size L-i to L-i-1
+        self.layers, self.batch_norms = [], []
+        deconv = 0
+        for names, kind, _, _ in description._layers():
+            W, b, gW, gb = params[names["W"]], params[names["b"]], grads[names["W"]], grads[names["b"]]
+            if kind == "conv" and description.direction == "encode":
+                layer = Conv2D(W, b, gW, gb, stride=s, padding=p)
+            elif kind == "conv":
+                layer = Conv2D(W, b, gW, gb)                   # the 1 x 1 stem
+            elif kind == "dense":
+                layer = Dense(W, b, gW, gb)
+            else:
+                layer = ConvTranspose2D(W, b, gW, gb, stride=s, padding=p,
+                                        output_padding=paddings[deconv])
+                deconv += 1
+            pieces = [layer]
+            if description.batch_norm:
+                norm_class = BatchNorm if kind == "dense" else BatchNorm2D
+                norm = norm_class(params[names["scale"]], params[names["shift"]],
+                                  grads[names["scale"]], grads[names["shift"]],
+                                  buffers[names["running_mean"]], buffers[names["running_var"]],
+                                  training=training)
+                pieces.append(norm)
+                self.batch_norms.append(norm)
+            pieces.append(make_activation(description.activation))
+            self.layers.append(pieces)
+        self.heads = []
+        for _, weight, bias, _, _ in description._head_shapes():
+            W, b, gW, gb = params[weight], params[bias], grads[weight], grads[bias]
+            if description.direction == "decode":
+                head = ConvTranspose2D(W, b, gW, gb, stride=s, padding=p,
+                                       output_padding=paddings[-1])
+            elif description.latent == "vector":
+                head = Dense(W, b, gW, gb)
+            else:
+                head = Conv2D(W, b, gW, gb)
+            self.heads.append(head)
+
+    # --------------------------------------------------------------- forward
+    def forward(self, x):
+        d, g = self.d, self.d.geometry
+        xp = backend.namespace_of(x)
+        self.lead = x.shape[:-1]
+        rows = x.reshape(-1, x.shape[-1])
+        n = rows.shape[0]
+        if d.direction == "encode":
+            h = rows[:, :g.pixels].reshape((n,) + tuple(g.image_shape))
+        elif d.latent == "grid":
+            h = rows.reshape((n,) + g.sizes[-1] + (d.in_width,)).transpose(0, 3, 1, 2)
+        else:
+            h = rows
+        for position, pieces in enumerate(self.layers):
+            for piece in pieces:
+                h = piece.forward(h)
+            if position == 0 and d.direction == "decode" and d.latent == "vector":
+                h = h.reshape((n,) + g.feature_shape)
+        if d.direction == "decode":
+            outputs = [head.forward(h).reshape(n, -1) for head in self.heads]
+        elif d.latent == "vector":
+            flat = h.reshape(n, -1)
+            if d.extra:
+                flat = xp.concatenate([flat, rows[:, g.pixels:]], axis=1)
+            outputs = [head.forward(flat) for head in self.heads]
+        else:
+            outputs = [head.forward(h).transpose(0, 2, 3, 1).reshape(n, -1)
+                       for head in self.heads]
+        self.n = n
+        return tuple(out.reshape(self.lead + out.shape[-1:]) for out in outputs)
+
+    # -------------------------------------------------------------- backward
+    def backward(self, *grad_heads, need_input_grad=False):
+        d, g, n = self.d, self.d.geometry, self.n
+        xp = backend.namespace_of(next(grad for grad in grad_heads if grad is not None))
+        grad_h = None
+        for head, grad in zip(self.heads, grad_heads):
+            if grad is None:
+                continue
+            grad = grad.reshape(n, -1)
+            if d.direction == "decode":
+                part = head.backward(grad.reshape((n,) + tuple(g.image_shape)[:1] + g.sizes[0]))
+            elif d.latent == "vector":
+                part = head.backward(grad)
+            else:
+                part = head.backward(grad.reshape((n,) + g.sizes[-1] + (-1,)).transpose(0, 3, 1, 2))
+            grad_h = part if grad_h is None else grad_h + part
+        grad_extra = None
+        if d.direction == "encode" and d.latent == "vector":
+            features = math.prod(g.feature_shape)
+            grad_extra = grad_h[:, features:]
+            grad_h = grad_h[:, :features].reshape((n,) + g.feature_shape)
+        for position in reversed(range(len(self.layers))):
+            pieces = self.layers[position]
+            if position == 0 and d.direction == "decode" and d.latent == "vector":
+                grad_h = grad_h.reshape(n, -1)
+            for piece in reversed(pieces[1:]):
+                grad_h = piece.backward(grad_h)
+            grad_h = pieces[0].backward(grad_h, need_input_grad=need_input_grad or position > 0)
+        if not need_input_grad:
+            return None
+        if d.direction == "encode":
+            grad_x = grad_h.reshape(n, -1)
+            if d.extra:
+                grad_x = xp.concatenate([grad_x, grad_extra], axis=1)
+        elif d.latent == "grid":
+            grad_x = grad_h.transpose(0, 2, 3, 1).reshape(n, -1)
+        else:
+            grad_x = grad_h
+        return grad_x.reshape(self.lead + grad_x.shape[-1:])
