@@ -35,6 +35,14 @@ class BatchNorm:
         self.running_mean, self.running_var = running_mean, running_var
         self.training, self.momentum, self.eps = training, float(momentum), float(eps)
 
+    @classmethod
+    def named(cls, names, params, grads, buffers, training):
+        """The batch norm whose arrays are ``names["scale"/"shift"/"running_mean"/
+        "running_var"]`` in a model's params, grads and buffers."""
+        return cls(params[names["scale"]], params[names["shift"]], grads[names["scale"]],
+                   grads[names["shift"]], buffers[names["running_mean"]],
+                   buffers[names["running_var"]], training=training)
+
     def forward(self, x):
         xp = backend.namespace_of(x)
         if self.training:

@@ -176,11 +176,17 @@ def learning_curve(records, path, title="", reference=None):
     return _save(figure, path)
 
 
+def side_by_side(panels, shape, path, columns=8, title=""):
+    """(images (n, pixels), caption) panels, each tiled ``columns`` per row, side by side."""
+    figure = _mosaic_figure([(tile(images, shape, columns), caption)
+                             for images, caption in panels], title)
+    return _save(figure, path, tight=False)
+
+
 def reconstructions(originals, reconstructed, shape, path, columns=8, title=""):
     """Originals (left) beside their reconstructions (right), same order; ``shape`` as for ``tile``."""
-    left, right = tile(originals, shape, columns), tile(reconstructed, shape, columns)
-    figure = _mosaic_figure([(left, "data"), (right, "reconstruction")], title)
-    return _save(figure, path, tight=False)
+    return side_by_side([(originals, "data"), (reconstructed, "reconstruction")], shape, path,
+                        columns, title)
 
 
 def prior_samples(images, shape, path, columns=8, title="samples from the prior (means)"):

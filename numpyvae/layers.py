@@ -217,10 +217,7 @@ class MLP:
                           grads[layer["W"]], grads[layer["b"]])
             pieces = [dense]
             if batch_norm:
-                norm = BatchNorm(params[layer["scale"]], params[layer["shift"]],
-                                 grads[layer["scale"]], grads[layer["shift"]],
-                                 buffers[layer["running_mean"]], buffers[layer["running_var"]],
-                                 training=training)
+                norm = BatchNorm.named(layer, params, grads, buffers, training)
                 pieces.append(norm)
                 self.batch_norms.append(norm)
             pieces.append(make_activation(activation))

@@ -245,10 +245,7 @@ class _ConvNet:
             pieces = [layer]
             if description.batch_norm:
                 norm_class = BatchNorm if kind == "dense" else BatchNorm2D
-                norm = norm_class(params[names["scale"]], params[names["shift"]],
-                                  grads[names["scale"]], grads[names["shift"]],
-                                  buffers[names["running_mean"]], buffers[names["running_var"]],
-                                  training=training)
+                norm = norm_class.named(names, params, grads, buffers, training)
                 pieces.append(norm)
                 self.batch_norms.append(norm)
             pieces.append(make_activation(description.activation))
