@@ -58,9 +58,9 @@ if [ "$WHAT" = chen ] || [ "$WHAT" = all ]; then
           --weight-prior-std 1.29 --init glorot)
   for data in mnist fashion-mnist; do
     run "$RUNS/chen-fc-$data" "$CHEN_EPOCHS" --dataset "$data" "${COMMON[@]}"
-    evaluate "$RUNS/chen-fc-$data" --k 1000 --n-test 1000
+    evaluate "$RUNS/chen-fc-$data" --k 1 --draws 10
     run "$RUNS/chen-cnn-$data" "$CHEN_EPOCHS" --dataset "$data" --net conv "${COMMON[@]}"
-    evaluate "$RUNS/chen-cnn-$data" --k 1000 --n-test 1000
+    evaluate "$RUNS/chen-cnn-$data" --k 1 --draws 10
   done
 fi
 

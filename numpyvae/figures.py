@@ -255,16 +255,18 @@ def latent_scatter(means, labels, path, title=""):
 
 
 def code_usage(counts, perplexity, dead, path, title=""):
-    """Bar chart of how many vectors chose each code of a VQ codebook, with the
+    """Bar chart (log scale) of how many vectors chose each code of a VQ codebook, with the
     perplexity exp(H) of the usage (K when every code is used equally) and the count of
     dead codes (never chosen)."""
     counts = numpy.asarray(counts)
     figure, axis = plt.subplots(figsize=(6.0, 2.8))
     order = numpy.argsort(counts)[::-1]
     axis.bar(numpy.arange(len(counts)), counts[order], width=1.0, color="tab:blue")
+    axis.set_yscale("log")          # one code (a blank background) can take most vectors
     axis.set_xlabel("code (most used first)")
     axis.set_ylabel("vectors assigned")
     axis.set_xlim(-0.5, len(counts) - 0.5)
-    axis.set_title((title + ": " if title else "") + f"codebook usage: perplexity "
-                   f"{perplexity:.1f} of {len(counts)}, {dead} dead", fontsize=10)
+    axis.set_title((title + ": " if title else "") + f"codebook usage over "
+                   f"{int(counts.sum())} vectors: perplexity {perplexity:.1f} of {len(counts)}, "
+                   f"{dead} unused", fontsize=10)
     return _save(figure, path)

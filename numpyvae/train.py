@@ -437,8 +437,8 @@ class Run:
             self.optimizer.load_state_dict(optimizer_state, self.model.params)
         except (ValueError, KeyError) as error:
             raise UsageError(f"{where} does not fit this run's architecture "
-                             f"(model {self.settings['model']}, hidden {self.settings['hidden']}, "
-                             f"z_dim {self.settings['z_dim']}, {self.settings['optimizer']}): "
+                             f"(model {self.settings['model']}, {self.model.architecture()}, "
+                             f"{self.settings['optimizer']}): "
                              f"{error}") from None
         for name, generator in self._generators().items():
             checkpoint.set_generator_state(generator, meta["rng"][name])
@@ -839,7 +839,7 @@ def _start(args, locks):
     except ValueError as error:
         raise UsageError(str(error)) from None
     run_dir = Path(args.out) if args.out else default_run_dir(args.dataset, settings["model"],
-                                                              settings["z_dim"])
+                                                              model.z_dim)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -889,8 +889,8 @@ def _train(args, run, config, budget, started):
     write_config(run_dir, config)
     print(f"{config['dataset']}: {data.n_train} training examples of {data.x_dim} pixels; "
           f"evaluating on {data.train_count} train / {data.test_count} test examples. "
-          f"Model: {settings['model']} ({run.model.objective_label}), hidden "
-          f"{settings['hidden']}, z_dim {settings['z_dim']}, {settings['likelihood']}; "
+          f"Model: {settings['model']} ({run.model.objective_label}), "
+          f"{run.model.architecture()}, {settings['likelihood']}; "
           f"{settings['optimizer']} lr {settings['lr']}, batch {settings['batch_size']}, "
           f"budget {format_count(budget)} samples.", file=sys.stderr)
 
@@ -911,7 +911,7 @@ def _train(args, run, config, budget, started):
     if not records or records[-1]["samples_seen"] != run.samples_seen:
         records.append(run.evaluate())
     if not args.no_figures:
-        title = f"{config['dataset']}, {settings['model']}, z={settings['z_dim']}"
+        title = f"{config['dataset']}, {settings['model']}, {run.model.latent_label}"
         written = write_figures(run, title)
         print(f"Figures: {', '.join(str(p) for p in written)}", file=sys.stderr)
     last = records[-1]

@@ -116,6 +116,14 @@ def test_vq_vae_resumes_exactly_and_evaluates_its_codes(tmp_path, capsys):
     assert evaluate_main([str(straight)]) == 0
     assert "deterministic" in capsys.readouterr().err
 
+    # The same test images through two runs, side by side (Wang's comparison figure).
+    import runpy
+    figure = tmp_path / "compare.png"
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_reconstructions.py"
+    namespace = runpy.run_path(str(script))
+    namespace["main"]([str(figure), f"{resumed}=resumed", f"{straight}=straight", "--count", "4"])
+    assert figure.stat().st_size > 1000
+
 
 def test_vq_vae_with_an_mlp_and_conv_on_fashion_mnist(tmp_path):
     _skip_without("fashion-mnist")

@@ -340,6 +340,20 @@ class LatentGaussianModel:
         conv net reads)."""
         return {"image_shape": tuple(image_shape)}
 
+    def architecture(self):
+        """The networks and the latent in a few words, for progress lines and errors."""
+        if self.net == "mlp":
+            net = f"hidden {list(self.hidden)}"
+        else:
+            net = (f"conv {list(self.channels)} (kernel {self.kernel_size}, stride "
+                   f"{self.stride}, padding {self.padding})")
+        return f"{net}, {self.latent_label}"
+
+    @property
+    def latent_label(self):
+        """The latent in a figure's title."""
+        return f"z_dim {self.z_dim}"
+
     @property
     def objective_label(self):
         """What the objective is called in progress lines and figures."""

@@ -103,14 +103,16 @@ class VQVAE(LatentGaussianModel):
             self.buffers["quantizer.ema_sum"][...] = codebook
 
     def initialize_from_data(self, x, condition=None, rng=None):
-        """Codes set to K of the encoder's vectors z_e for a batch x, drawn without
-        replacement where there are enough: every code starts where the encoder's
+        """Codes set to K of the encoder's distinct vectors z_e for a batch x, drawn
+        without replacement where there are enough: every code starts where the encoder's
         outputs are, so none starts dead and the codebook need not chase an encoder that
         outgrows it (a common remedy for codebook collapse; the paper draws the codes at
         random)."""
         generator = as_generator(rng, self.rng)
         (z_e,) = self.encode(x, condition)
-        vectors = backend.to_numpy(z_e).reshape(-1, self.code_dim)
+        # Distinct vectors only: a blank background gives many equal ones, and of equal
+        # codes the nearest-code search always picks the first, leaving the copies dead.
+        vectors = numpy.unique(backend.to_numpy(z_e).reshape(-1, self.code_dim), axis=0)
         chosen = generator.choice(len(vectors), self.codebook_size,
                                   replace=len(vectors) < self.codebook_size)
         codebook = self.codebook
@@ -123,6 +125,10 @@ class VQVAE(LatentGaussianModel):
     def codebook(self):
         """The codebook e (K, D)."""
         return self.posterior.codebook(self.params, self.buffers)
+
+    @property
+    def latent_label(self):
+        return f"{self.code_count} codes of K = {self.codebook_size}"
 
     @property
     def objective_label(self):
