@@ -84,6 +84,10 @@ def test_conv_vae_on_mnist_end_to_end(tmp_path, capsys):
     assert train_main(["--resume", str(run), "--samples", "600", "--no-figures"]) == 0
     config = json.loads((run / "config.json").read_text())
     assert config["model"]["net"] == "conv" and config["model"]["image_shape"] == [1, 28, 28]
+    # A conv net's recipe (the Chen thesis's) unless a flag says otherwise.
+    settings = config["settings"]
+    assert (settings["optimizer"], settings["activation"], settings["batch_norm"],
+            settings["init"]) == ("adam", "relu", True, "glorot")
     assert evaluate_main([str(run), "--k", "3", "--n-test", "20", "--draws", "1"]) == 0
     results = json.loads((run / "evaluation.json").read_text())["results"]
     assert all(np.isfinite(r["log_likelihood"]) for r in results.values())
@@ -134,5 +138,8 @@ def test_vq_vae_with_an_mlp_and_conv_on_fashion_mnist(tmp_path):
     fashion = tmp_path / "fashion"
     assert train_main(["--net", "conv", "--dataset", "fashion-mnist", "--samples", "100",
                        "--batch-size", "50", "--out", str(fashion), "--channels", "4",
-                       "--eval-size", "200"]) == 0
+                       "--eval-size", "200", "--activation", "softplus"]) == 0
     assert (fashion / "figures" / "reconstructions.png").exists()
+    settings = json.loads((fashion / "config.json").read_text())["settings"]
+    assert settings["activation"] == "softplus" and settings["batch_size"] == 50
+    assert settings["optimizer"] == "adam"

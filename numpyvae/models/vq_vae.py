@@ -57,7 +57,7 @@ class VQVAE(LatentGaussianModel):
     # the squared error over the data variance: a Gaussian of variance var/2 with a
     # linear output (MNIST's grey-level variance is 0.0949).
     RUN_DEFAULTS = dict(net="conv", channels=[32, 64], kernel_size=3, stride=2, padding=1, z_dim=None,
-                        activation="relu", likelihood="gaussian-fixed",
+                        activation="relu", batch_norm=False, likelihood="gaussian-fixed",
                         decoder_variance=0.0475, output_activation="identity",
                         optimizer="adam", lr=0.001, batch_size=128, init="glorot",
                         weight_prior_std="none", binarize=False, epochs=30, ema_decay=0.99)
