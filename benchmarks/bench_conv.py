@@ -422,7 +422,7 @@ class PieceTimer:
             return lambda *_: f"{self.parent()} > {what}" if self.parent() else what
 
         def network(direction):
-            return lambda piece, *_: f"{piece.d.prefix} {direction} (glue, reshapes)"
+            return lambda piece, *_: f"{piece.prefix} {direction} (glue, reshapes)"
 
         for klass in (conv.Conv2D, conv.ConvTranspose2D, layers.Dense):
             self.wrap(klass, "forward", layer("fwd"))

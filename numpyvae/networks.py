@@ -23,6 +23,10 @@ The conv encoder (the Chen thesis's CNN FGVAE, generalized): convolutions of
     grid heads:   a 1 x 1 convolution each: a D-vector per position of the last feature
                   map, written position-major, (N, h w D) (VQ-VAE's grid of codes)
 
+A pass of a conv net is a chain of pieces (an entry that makes images of rows, the
+layers with ``Reshape``/``Flatten`` where the net changes form, the heads with their
+exits back to rows), so its backward is the chain in reverse, whatever the kind.
+
 The conv decoder mirrors it: a stem onto the encoder's last feature map (a Dense layer
 from z for a vector latent, a 1 x 1 convolution for a grid), transposed convolutions back
 through the encoder's feature-map sizes (output_padding picks the size a stride-s
@@ -37,7 +41,7 @@ from .conv import (BatchNorm2D, Conv2D, ConvTranspose2D, conv_output_size,
                    transposed_output_size)
 from .batchnorm import BatchNorm
 from .encoder import Encoder
-from .layers import Dense, make_activation
+from .layers import Concatenate, Dense, Identity, make_activation
 
 
 class MLPNetwork:
@@ -220,115 +224,136 @@ class ConvNetwork:
         return _ConvNet(self, params, grads, buffers, training)
 
 
+class Reshape:
+    """Rows to images: (n, *a) -> (n, *shape), and the gradient back. With
+    ``channels_last`` the rows are read position-major, (n, h w D) -> (n, D, h, w): a grid
+    of D-vectors, VQ-VAE's layout."""
+
+    params = grads = {}
+
+    def __init__(self, shape, channels_last=False):
+        self.shape, self.channels_last = tuple(shape), channels_last
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        if self.channels_last:
+            depth, height, width = self.shape
+            return x.reshape(x.shape[0], height, width, depth).transpose(0, 3, 1, 2)
+        return x.reshape((x.shape[0],) + self.shape)
+
+    def backward(self, grad_out):
+        if self.channels_last:
+            grad_out = grad_out.transpose(0, 2, 3, 1)
+        return grad_out.reshape(self.in_shape)
+
+
+class Flatten:
+    """Images to rows: (n, C, h, w) -> (n, C h w), or position-major (n, h w C) with
+    ``channels_last``; the gradient back."""
+
+    params = grads = {}
+
+    def __init__(self, channels_last=False):
+        self.channels_last = channels_last
+
+    def forward(self, x):
+        if self.channels_last:
+            x = x.transpose(0, 2, 3, 1)
+        self.in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out):
+        grad = grad_out.reshape(self.in_shape)
+        return grad.transpose(0, 3, 1, 2) if self.channels_last else grad
+
+
 class _ConvNet:
-    """One pass of a ConvNetwork: its pieces over the shared parameter views."""
+    """One pass of a ConvNetwork: an entry (rows to images), a body of layers (each
+    convolution with its batch norm and activation; Dense and reshapes where the net
+    changes form), and heads, each with an exit (images to rows). The condition's
+    columns, if any, bypass the body and join the flat features before the heads.
+    Forward runs the chain; backward runs it in reverse."""
 
     def __init__(self, description, params, grads, buffers, training):
-        self.d = description
-        g = description.geometry
-        k, s, p = g.kernel_size, g.stride, g.padding
+        d, g = description, description.geometry
+        s, p = g.stride, g.padding
+        self.prefix = d.prefix
         paddings = g.output_paddings()[::-1]     # deconv i maps size L-i to L-i-1
-        self.layers, self.batch_norms = [], []
+        self.pixels, self.extra = (g.pixels if d.direction == "encode" else None), d.extra
+        self.body, self.batch_norms = [], []
+        if d.direction == "encode":
+            self.entry = Reshape(g.image_shape)
+        elif d.latent == "grid":
+            self.entry = Reshape((d.in_width,) + g.sizes[-1], channels_last=True)
+        else:
+            self.entry = Reshape((d.in_width,))
         deconv = 0
-        for names, kind, _, _ in description._layers():
+        for names, kind, _, _ in d._layers():
             W, b, gW, gb = params[names["W"]], params[names["b"]], grads[names["W"]], grads[names["b"]]
-            if kind == "conv" and description.direction == "encode":
+            if kind == "conv" and d.direction == "encode":
                 layer = Conv2D(W, b, gW, gb, stride=s, padding=p)
             elif kind == "conv":
-                layer = Conv2D(W, b, gW, gb)                   # the 1 x 1 stem
+                layer = Conv2D(W, b, gW, gb)                   # the grid's 1 x 1 stem
             elif kind == "dense":
                 layer = Dense(W, b, gW, gb)
             else:
                 layer = ConvTranspose2D(W, b, gW, gb, stride=s, padding=p,
                                         output_padding=paddings[deconv])
                 deconv += 1
-            pieces = [layer]
-            if description.batch_norm:
+            self.body.append(layer)
+            if d.batch_norm:
                 norm_class = BatchNorm if kind == "dense" else BatchNorm2D
                 norm = norm_class.named(names, params, grads, buffers, training)
-                pieces.append(norm)
+                self.body.append(norm)
                 self.batch_norms.append(norm)
-            pieces.append(make_activation(description.activation))
-            self.layers.append(pieces)
+            self.body.append(make_activation(d.activation))
+            if kind == "dense":                                # the vector stem, onto the map
+                self.body.append(Reshape(g.feature_shape))
+        if d.direction == "encode" and d.latent == "vector":
+            self.body.append(Flatten())
+        self.join = Concatenate() if self.extra else None
         self.heads = []
-        for _, weight, bias, _, _ in description._head_shapes():
+        for _, weight, bias, _, _ in d._head_shapes():
             W, b, gW, gb = params[weight], params[bias], grads[weight], grads[bias]
-            if description.direction == "decode":
+            if d.direction == "decode":
                 head = ConvTranspose2D(W, b, gW, gb, stride=s, padding=p,
                                        output_padding=paddings[-1])
-            elif description.latent == "vector":
-                head = Dense(W, b, gW, gb)
+                exit_ = Flatten()
+            elif d.latent == "vector":
+                head, exit_ = Dense(W, b, gW, gb), Identity()
             else:
                 head = Conv2D(W, b, gW, gb)
-            self.heads.append(head)
+                exit_ = Flatten(channels_last=True)
+            self.heads.append((head, exit_))
 
-    # --------------------------------------------------------------- forward
     def forward(self, x):
-        d, g = self.d, self.d.geometry
-        xp = backend.namespace_of(x)
         self.lead = x.shape[:-1]
         rows = x.reshape(-1, x.shape[-1])
-        n = rows.shape[0]
-        if d.direction == "encode":
-            h = rows[:, :g.pixels].reshape((n,) + tuple(g.image_shape))
-        elif d.latent == "grid":
-            h = rows.reshape((n,) + g.sizes[-1] + (d.in_width,)).transpose(0, 3, 1, 2)
-        else:
-            h = rows
-        for position, pieces in enumerate(self.layers):
-            for piece in pieces:
-                h = piece.forward(h)
-            if position == 0 and d.direction == "decode" and d.latent == "vector":
-                h = h.reshape((n,) + g.feature_shape)
-        if d.direction == "decode":
-            outputs = [head.forward(h).reshape(n, -1) for head in self.heads]
-        elif d.latent == "vector":
-            flat = h.reshape(n, -1)
-            if d.extra:
-                flat = xp.concatenate([flat, rows[:, g.pixels:]], axis=1)
-            outputs = [head.forward(flat) for head in self.heads]
-        else:
-            outputs = [head.forward(h).transpose(0, 2, 3, 1).reshape(n, -1)
-                       for head in self.heads]
-        self.n = n
+        h = self.entry.forward(rows if self.pixels is None else rows[:, :self.pixels])
+        for piece in self.body:
+            h = piece.forward(h)
+        if self.join is not None:
+            h = self.join.forward(h, rows[:, self.pixels:])
+        outputs = [exit_.forward(head.forward(h)) for head, exit_ in self.heads]
         return tuple(out.reshape(self.lead + out.shape[-1:]) for out in outputs)
 
-    # -------------------------------------------------------------- backward
     def backward(self, *grad_heads, need_input_grad=False):
-        d, g, n = self.d, self.d.geometry, self.n
-        xp = backend.namespace_of(next(grad for grad in grad_heads if grad is not None))
         grad_h = None
-        for head, grad in zip(self.heads, grad_heads):
+        for (head, exit_), grad in zip(self.heads, grad_heads):
             if grad is None:
                 continue
-            grad = grad.reshape(n, -1)
-            if d.direction == "decode":
-                part = head.backward(grad.reshape((n,) + tuple(g.image_shape)[:1] + g.sizes[0]))
-            elif d.latent == "vector":
-                part = head.backward(grad)
-            else:
-                part = head.backward(grad.reshape((n,) + g.sizes[-1] + (-1,)).transpose(0, 3, 1, 2))
+            part = head.backward(exit_.backward(grad.reshape(-1, grad.shape[-1])))
             grad_h = part if grad_h is None else grad_h + part
-        grad_extra = None
-        if d.direction == "encode" and d.latent == "vector":
-            features = math.prod(g.feature_shape)
-            grad_extra = grad_h[:, features:]
-            grad_h = grad_h[:, :features].reshape((n,) + g.feature_shape)
-        for position in reversed(range(len(self.layers))):
-            pieces = self.layers[position]
-            if position == 0 and d.direction == "decode" and d.latent == "vector":
-                grad_h = grad_h.reshape(n, -1)
-            for piece in reversed(pieces[1:]):
-                grad_h = piece.backward(grad_h)
-            grad_h = pieces[0].backward(grad_h, need_input_grad=need_input_grad or position > 0)
+        if self.join is not None:
+            grad_h, grad_extra = self.join.backward(grad_h)
+        for position in reversed(range(len(self.body))):
+            if position == 0:      # the first layer: its input gradient only if asked for
+                grad_h = self.body[0].backward(grad_h, need_input_grad=need_input_grad)
+            else:
+                grad_h = self.body[position].backward(grad_h)
         if not need_input_grad:
             return None
-        if d.direction == "encode":
-            grad_x = grad_h.reshape(n, -1)
-            if d.extra:
-                grad_x = xp.concatenate([grad_x, grad_extra], axis=1)
-        elif d.latent == "grid":
-            grad_x = grad_h.transpose(0, 2, 3, 1).reshape(n, -1)
-        else:
-            grad_x = grad_h
+        grad_x = self.entry.backward(grad_h)
+        if self.join is not None:
+            grad_x = backend.namespace_of(grad_x).concatenate([grad_x, grad_extra], axis=1)
         return grad_x.reshape(self.lead + grad_x.shape[-1:])

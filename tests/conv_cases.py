@@ -115,7 +115,25 @@ def batch_norm_2d(training):
     return factory
 
 
+def reshape_piece(kind, channels_last):
+    """The conv nets' form changes (numpyvae.networks): rows to images and back."""
+    def factory(data):
+        from numpyvae.networks import Flatten, Reshape
+        rng = generator(data)
+        n, c, h, w = (data.draw(channels) for _ in range(4))
+        image = rng.normal(size=(n, c, h, w))
+        if kind == "Flatten":
+            return Flatten(channels_last), {"x": image}, rng.normal(size=(n, c * h * w)), None
+        rows = rng.normal(size=(n, c * h * w))
+        return Reshape((c, h, w), channels_last), {"x": rows}, rng.normal(size=image.shape), None
+    return factory
+
+
 CONV_PIECE_CASES = [
+    ("Reshape-images", reshape_piece("Reshape", False)),
+    ("Reshape-grid", reshape_piece("Reshape", True)),
+    ("Flatten-images", reshape_piece("Flatten", False)),
+    ("Flatten-grid", reshape_piece("Flatten", True)),
     ("Conv2D-s1-p0", conv2d(1, 0)),
     ("Conv2D-s1-p1", conv2d(1, 1)),
     ("Conv2D-s1-p1-k3x2", conv2d(1, 1, kernel=(3, 2))),

@@ -25,7 +25,7 @@ from flow_cases import FLOW_PIECE_CASES
 from mixture_cases import MIXTURE_PIECE_CASES
 from vq_cases import VQ_PIECE_CASES
 from numpyvae import (batchnorm, conv, decoders, densities, encoder, flows, kl, layers,
-                      likelihoods, mixture, quantize, reparameterize)
+                      likelihoods, mixture, networks, quantize, reparameterize)
 from numpyvae.parts import objectives, posteriors, priors
 from numpyvae.gradcheck import check_layer_backward, check_model_gradients
 
@@ -433,7 +433,7 @@ def _piece_classes():
     """Every public class of the piece modules with a backward pass."""
     found = set()
     for module in (layers, batchnorm, conv, densities, kl, likelihoods, reparameterize,
-                   encoder, decoders, flows, mixture, objectives, priors, quantize):
+                   encoder, decoders, flows, mixture, networks, objectives, priors, quantize):
         for name, value in vars(module).items():
             if (inspect.isclass(value) and value.__module__ == module.__name__
                     and not name.startswith("_") and hasattr(value, "backward")):
