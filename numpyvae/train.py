@@ -470,7 +470,9 @@ class Run:
         return {name: float(value.mean()) for name, value in values.items()}
 
     def evaluate(self):
-        """Every metric of the model on the fixed train and test subsets (fresh noise)."""
+        """Every metric of the model on the fixed train and test subsets (fresh noise),
+        the objective and the recorded beta and lr those in force at this many samples."""
+        self._apply_schedules()
         train = self._split_metrics(self.data.eval_train, self.data.eval_train_labels)
         test = self._split_metrics(self.data.eval_test, self.data.eval_test_labels)
         record = dict(samples_seen=self.samples_seen, step=self.step,

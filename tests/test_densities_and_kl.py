@@ -107,3 +107,24 @@ def test_softplus_and_sigmoid_are_accurate_in_the_tails():
     expected_softplus = [0.0, math.log1p(math.exp(-40)), math.log1p(math.exp(-18)), math.log(2),
                          18 + math.log1p(math.exp(-18)), 40.0, 800.0]
     np.testing.assert_allclose(nv.softplus(a), expected_softplus, rtol=1e-15)
+
+
+def test_log_mean_exp_far_below_zero():
+    """Log weights near -1e4, as real MNIST importance weights sit hundreds of nats and
+    more below zero: exp underflows to 0 for every entry unless the maximum is shifted
+    out first. The value, the weights (a softmax over each column) and their sum."""
+    rng = np.random.default_rng(0)
+    a = -1e4 + rng.normal(0.0, 3.0, size=(7, 4))
+    offsets = a + 1e4            # exact (Sterbenz): the offsets a holds, to the last bit
+    piece = nv.LogMeanExp()
+    value = piece.forward(a)
+    exact = -1e4 + np.log(np.exp(offsets).mean(axis=0))
+    assert np.all(np.isfinite(value))
+    np.testing.assert_allclose(value, exact, rtol=1e-13)
+    grad = piece.backward(np.ones(4))
+    softmax = np.exp(offsets - offsets.max(axis=0)) / np.exp(offsets - offsets.max(axis=0)).sum(axis=0)
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_allclose(grad, softmax, rtol=1e-12)
+    np.testing.assert_allclose(grad.sum(axis=0), 1.0, rtol=1e-14)
+    # And far above zero, where exp overflows without the shift.
+    np.testing.assert_allclose(nv.LogMeanExp().forward(1e4 + offsets), 2e4 + exact, rtol=1e-13)

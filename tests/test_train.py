@@ -18,7 +18,7 @@ import numpy
 import pytest
 
 from numpyvae import checkpoint, datasets
-from numpyvae.train import main, next_evaluation
+from numpyvae.train import kl_weight, main, next_evaluation
 
 TINY = ["--dataset", "frey", "--hidden", "20", "--evals-per-decade", "4"]
 
@@ -311,3 +311,64 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     bar.close()
     assert terminal.text.count("\n") == 1 and terminal.text.count("\r") >= 3
     assert "50.0%" in terminal.text and "samples/s" in terminal.text and "elbo -90.0" in terminal.text
+
+
+# -------------------------------------------------------------- KL warm-up
+def test_kl_weight_schedule():
+    """beta * min(1, s / W): linear from 0 to beta over W samples, then beta."""
+    settings = dict(beta=2.0, beta_warmup=1000)
+    values = [kl_weight(settings, s) for s in (0, 250, 500, 999, 1000, 5000)]
+    assert values == [0.0, 0.5, 1.0, 2.0 * 999 / 1000, 2.0, 2.0]
+    assert kl_weight(dict(beta=0.5, beta_warmup=None), 10) == 0.5
+
+
+@needs_frey
+def test_warmup_as_the_training_command_applies_it(tmp_path, monkeypatch):
+    """Each step's loss gets beta * min(1, seen / W) for the samples seen before it, and
+    each record of metrics.jsonl the beta at its own count, with its objective
+    log-likelihood - beta KL."""
+    from numpyvae.models.base import LatentGaussianModel
+    passed = []
+    original = LatentGaussianModel.loss_and_grads
+
+    def recording(self, *args, beta=None, **kwargs):
+        passed.append(beta)
+        return original(self, *args, beta=beta, **kwargs)
+    monkeypatch.setattr(LatentGaussianModel, "loss_and_grads", recording)
+    run = tmp_path / "warm"
+    assert train(*TINY, "--beta", 2, "--beta-warmup", 600, "--samples", 1000, "--out", run,
+                 "--no-figures") == 0
+    expected = [2.0 * min(1.0, 100 * step / 600) for step in range(10)]   # batch 100
+    assert passed == pytest.approx(expected, rel=1e-15, abs=0)
+    records = read_metrics(run)
+    assert {r["samples_seen"] for r in records} >= {600, 1000}
+    assert any(0 < r["samples_seen"] < 600 for r in records)
+    for record in records:
+        assert record["beta"] == pytest.approx(2.0 * min(1.0, record["samples_seen"] / 600), rel=1e-15)
+        objective = record["train_log_likelihood"] - record["beta"] * record["train_kl"]
+        assert record["train_objective"] == pytest.approx(objective, rel=1e-6)   # float32 means
+
+
+# ------------------------------------------------- batch norm across a resume
+@needs_frey
+def test_batch_norm_statistics_survive_a_resume_bit_for_bit(tmp_path):
+    """A --batch-norm run stopped and resumed ends with the running statistics (and
+    parameters) of an uninterrupted run: the buffers are restored, not restarted."""
+    flags = (*TINY, "--batch-norm", "--no-figures")
+    resumed, straight = tmp_path / "resumed", tmp_path / "straight"
+    assert train(*flags, "--samples", 2000, "--out", resumed) == 0
+    first = checkpoint.buffers_from(read_checkpoint(resumed)[3])
+    assert first and all(not numpy.all(value == (name.endswith("running_var")))
+                         for name, value in first.items())     # they moved off 0 and 1
+    assert train("--resume", resumed, "--samples", 4000, "--no-figures") == 0
+    assert train(*flags, "--samples", 4000, "--out", straight) == 0
+    params_a, optim_a, _, arrays_a = read_checkpoint(resumed)
+    params_b, optim_b, _, arrays_b = read_checkpoint(straight)
+    buffers_a, buffers_b = checkpoint.buffers_from(arrays_a), checkpoint.buffers_from(arrays_b)
+    assert set(buffers_a) == set(buffers_b) == set(first)
+    for name in buffers_b:
+        assert numpy.array_equal(buffers_a[name], buffers_b[name]), name
+    for name in params_b:
+        assert numpy.array_equal(params_a[name], params_b[name]), name
+    for key in optim_b:
+        assert numpy.array_equal(optim_a[key], optim_b[key]), key
