@@ -70,10 +70,17 @@ def build_parser():
 def load_model(run_dir):
     """The model of a run directory, with its checkpoint's parameters, and its config."""
     config = read_config(run_dir, purpose="evaluate")
+    where = Path(run_dir) / checkpoint.CHECKPOINT_NAME
     try:
-        params, _, meta, arrays = checkpoint.load(Path(run_dir) / checkpoint.CHECKPOINT_NAME)
+        params, _, meta, arrays = checkpoint.load(where)
     except checkpoint.CheckpointError as error:
         raise UsageError(str(error)) from None
+    rundir.check_checkpoint(meta, config, where)
+    broken = [name for name, value in params.items() if not numpy.all(numpy.isfinite(value))]
+    if broken:
+        raise UsageError(f"{where} holds non-finite parameters ({', '.join(broken[:3])}"
+                         f"{', ...' if len(broken) > 3 else ''}): the run diverged before it "
+                         "was saved; resume from an earlier checkpoint or train again.")
     try:
         model = models.create(rundir.model_name(config), **config["model"])
         model.params.assign(params)
@@ -159,7 +166,7 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         elbo_seconds=elbo_seconds, log_likelihood_seconds=is_seconds,
         fixed_binarization=bool(config.get("dynamic_binarization")),
     )
-    path = save_result(run_dir, result)
+    path = save_result(run_dir, result, stream)
     print(f"{config['dataset']} {split}, {result['subset']} examples, after "
           f"{result['samples_seen']} training samples:\n"
           f"  ELBO (mean of {draws} draws)   {result['elbo']:10.3f} nats\n"
@@ -201,7 +208,7 @@ def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None)
                   codes_per_example=int(model.code_count), codebook_size=int(model.codebook_size),
                   perplexity=perplexity, dead_codes=dead,
                   seconds=round(time.monotonic() - start, 1))
-    path = save_result(run_dir, result)
+    path = save_result(run_dir, result, stream)
     print(f"{config['dataset']} {split} ({len(mse)} examples, after {result['samples_seen']} "
           f"training samples):\n"
           f"  reconstruction MSE per pixel  {result['mse_per_pixel']:.5f}\n"
@@ -257,7 +264,7 @@ def evaluate_clustering(run_dir, split="test", data_dir=None, stream=None):
               f"{100 * accuracy:.2f}%, NMI {nmi:.4f}, {result[name]['clusters_used']} clusters "
               "used", file=stream)
     result["n_examples"] = result[split]["examples"]
-    path = save_result(run_dir, result)
+    path = save_result(run_dir, result, stream)
     print(f"Written to {path}", file=stream)
     return result
 
@@ -271,27 +278,44 @@ def result_key(result):
             f"-at{result['samples_seen']}")
 
 
-def read_results(run_dir):
-    """Every result in RUN_DIR/evaluation.json, by key ({} when there is none)."""
+def read_results(run_dir, damaged=None):
+    """Every result in RUN_DIR/evaluation.json, by key ({} when there is none). A file
+    that cannot be read as results is ``damaged(reason)``'s to handle (default: an error;
+    nothing recorded is ever dropped silently)."""
     path = Path(run_dir) / EVALUATION_NAME
     try:
-        stored = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        text = path.read_text()
+    except FileNotFoundError:
         return {}
+    except OSError as error:
+        raise UsageError(f"Cannot read {path} ({error.strerror}).") from None
+    try:
+        stored = json.loads(text)
+    except json.JSONDecodeError as error:
+        stored, reason = None, f"not valid JSON: {error}"
     if isinstance(stored, dict) and isinstance(stored.get("results"), dict):
         return stored["results"]
     if isinstance(stored, dict) and "split" in stored:   # one result, as written before
         return {result_key(stored): stored}
+    if stored is not None:
+        reason = "not a set of numpyvae.evaluate results"
+    if damaged is None:
+        raise UsageError(f"{path} is damaged ({reason}).")
+    damaged(reason)
     return {}
 
 
-def save_result(run_dir, result):
-    """Add ``result`` to evaluation.json under its key (replacing only the same key)."""
-    results = read_results(run_dir)
-    key = result_key(result)
-    results[key] = result
+def save_result(run_dir, result, stream=None):
+    """Add ``result`` to evaluation.json under its key (replacing only the same key),
+    under a lock so that evaluations at the same time keep each other's results. A
+    damaged file is kept aside under another name, with a line that says so."""
     path = Path(run_dir) / EVALUATION_NAME
-    rundir.write_json(path, {"latest": key, "results": results})
+    warn = (lambda message: print(message, file=stream or sys.stderr))
+    with rundir.evaluation_lock(run_dir):
+        results = read_results(run_dir, damaged=lambda reason: rundir.set_aside(path, reason, warn))
+        key = result_key(result)
+        results[key] = result
+        rundir.write_json(path, {"latest": key, "results": results})
     return path
 
 

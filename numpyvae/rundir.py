@@ -13,6 +13,7 @@ file in the same directory, fsync, then rename); a torn last line of metrics.jso
 killed process are removed; one process at a time trains in a directory; a full disk
 is reported in one line with what to do.
 """
+import contextlib
 import errno
 import json
 import os
@@ -106,6 +107,52 @@ def read_config(run_dir, purpose="--resume"):
 def model_name(config):
     """The registry name of a run's model (runs from before the family are "vae")."""
     return config.get("model_name", "vae")
+
+
+def check_checkpoint(meta, config, where):
+    """Refuse a checkpoint that another model wrote than ``config`` describes: its
+    model's options (seed included) and its registry name, as the checkpoint recorded
+    them. Checkpoints from before these were recorded pass."""
+    for key, recorded, described in (("model", meta.get("model"), config.get("model")),
+                                     ("model_name", meta.get("model_name"), model_name(config))):
+        if recorded is not None and recorded != described:
+            raise UsageError(f"{where} was written by another model than {CONFIG_NAME} "
+                             f"describes ({key}: checkpoint {recorded}, config {described}); "
+                             f"restore {CONFIG_NAME} or the checkpoint of this run.")
+
+
+@contextlib.contextmanager
+def evaluation_lock(run_dir):
+    """Held while evaluation.json is read, changed and written, so that evaluations run
+    at the same time on one run directory wait their turn instead of losing each other's
+    results (an advisory flock on evaluation.json.lock, released if the process dies)."""
+    path = Path(run_dir) / (EVALUATION_NAME + ".lock")
+    try:
+        import fcntl   # noqa: PLC0415  (POSIX; elsewhere the file is written unlocked)
+    except ImportError:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def set_aside(path, reason, warn=None):
+    """Keep a damaged file under a new name (never delete what was recorded) and say so."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    count = 1
+    while target.exists():
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{count}")
+        count += 1
+    os.replace(path, target)
+    (warn or (lambda message: print(message, file=sys.stderr)))(
+        f"{path} was damaged ({reason}): kept as {target.name}; a new {path.name} starts "
+        "with this result.")
+    return target
 
 
 # ----------------------------------------------------------------------- metrics

@@ -436,9 +436,7 @@ class Run:
 
     def _restore(self, params, optimizer_state, meta, arrays):
         where = self.run_dir / checkpoint.CHECKPOINT_NAME
-        if meta.get("model") is not None and meta["model"] != self.config["model"]:
-            raise UsageError(f"{where} was written by another model than {CONFIG_NAME} describes "
-                             f"(checkpoint: {meta['model']}, config: {self.config['model']}).")
+        rundir.check_checkpoint(meta, self.config, where)
         try:
             self.model.params.assign(params)
             self.model.buffers.assign(checkpoint.buffers_from(arrays))

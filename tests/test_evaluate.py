@@ -178,3 +178,87 @@ def test_evaluate_finds_the_data_the_run_was_trained_with(tmp_path, monkeypatch)
     monkeypatch.setenv("HOME", str(tmp_path))          # the default cache has no data
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert evaluate.main([str(run_dir), "--k", "5", "--n-test", "10", "--draws", "1"]) == 0
+
+
+# ------------------------------------- results never lost or mislabelled (issue 17)
+def _result(key_seed):
+    return dict(dataset="frey", model="vae", split="test", k=1, subset="all", n_examples=1,
+                seed=key_seed, samples_seen=100, elbo=-float(key_seed))
+
+
+def test_evaluations_at_the_same_time_keep_each_others_results(tmp_path, monkeypatch):
+    """Eight evaluations finishing together on one run directory: every result kept.
+    The write is slowed so that, without the lock, each would read the file before the
+    others wrote it and most results would vanish."""
+    import threading
+    import time as clock
+    from numpyvae import rundir
+    from numpyvae.evaluate import read_results, save_result
+    original = rundir.write_json
+
+    def slow_write(path, value):
+        clock.sleep(0.05)
+        original(path, value)
+    monkeypatch.setattr(rundir, "write_json", slow_write)
+    threads = [threading.Thread(target=save_result, args=(tmp_path, _result(seed)))
+               for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(r["seed"] for r in read_results(tmp_path).values()) == list(range(8))
+
+
+def test_a_damaged_evaluation_file_is_kept_not_replaced(tmp_path, capsys):
+    from numpyvae.evaluate import read_results, save_result
+    damaged = b'{"latest": "x", "results": {"test-k5'
+    (tmp_path / "evaluation.json").write_bytes(damaged)
+    save_result(tmp_path, _result(3))
+    kept = list(tmp_path.glob("evaluation.json.damaged-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == damaged
+    assert [r["seed"] for r in read_results(tmp_path).values()] == [3]
+    message = capsys.readouterr().err.strip()
+    assert "damaged" in message and kept[0].name in message and "\n" not in message
+    # A second damaged file gets its own name: nothing overwritten.
+    (tmp_path / "evaluation.json").write_text("[1, 2]")
+    save_result(tmp_path, _result(4))
+    assert len(list(tmp_path.glob("evaluation.json.damaged-*"))) == 2
+
+
+def test_evaluate_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
+    """A checkpoint written by another seed (or model) is refused, not evaluated and
+    saved under the config's name; so is editing the config's model_name, for evaluate
+    and --resume alike; and a checkpoint with non-finite parameters."""
+    import json
+    import shutil
+    from numpyvae import checkpoint
+    try:
+        datasets.load("frey", "train", download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"Frey Face data missing: {error}")
+    runs = {}
+    for seed in (0, 1):
+        runs[seed] = tmp_path / f"seed{seed}"
+        assert train_main(["--dataset", "frey", "--hidden", "8", "--samples", "200", "--seed",
+                           str(seed), "--out", str(runs[seed]), "--no-figures"]) == 0
+    shutil.copy(runs[1] / "checkpoint.npz", runs[0] / "checkpoint.npz")
+    assert evaluate_main([str(runs[0]), "--k", "2", "--draws", "1"]) == 2
+    assert "another model" in capsys.readouterr().err
+    assert not (runs[0] / "evaluation.json").exists()
+
+    config_path = runs[1] / "config.json"
+    config = json.loads(config_path.read_text())
+    config["model_name"] = "iwae"
+    config_path.write_text(json.dumps(config))
+    assert evaluate_main([str(runs[1]), "--k", "2", "--draws", "1"]) == 2
+    assert train_main(["--resume", str(runs[1]), "--samples", "400"]) == 2
+    assert "model_name" in capsys.readouterr().err
+
+    run = tmp_path / "nan"
+    assert train_main(["--dataset", "frey", "--hidden", "8", "--samples", "200", "--out",
+                       str(run), "--no-figures"]) == 0
+    params, optimizer, meta, arrays = checkpoint.load(run / "checkpoint.npz")
+    params["encoder.mu.W"][0, 0] = float("nan")
+    checkpoint.save(run / "checkpoint.npz", params, optimizer, meta, arrays)
+    assert evaluate_main([str(run), "--k", "2", "--draws", "1"]) == 2
+    assert "non-finite" in capsys.readouterr().err
