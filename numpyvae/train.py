@@ -857,6 +857,13 @@ def _start(args, locks):
     if (run_dir / checkpoint.CHECKPOINT_NAME).exists():
         raise UsageError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, "
                          "or choose another --out.")
+    # A directory is a run (resume it) or new: files of a run without its checkpoint
+    # would be overwritten (config, curve) or left describing another model (results).
+    left = [name for name in (CONFIG_NAME, rundir.METRICS_NAME, rundir.EVALUATION_NAME)
+            if (run_dir / name).exists()]
+    if left:
+        raise UsageError(f"{run_dir} holds {', '.join(left)} of an earlier run but no checkpoint "
+                         "to resume: choose another --out, or move those files away.")
     rundir.remove_orphan_temporaries(run_dir)
     config = dict(dataset=args.dataset, model_name=settings["model"], settings=settings,
                   model=model.config(), budget_samples=budget, n_train=data.n_train,

@@ -372,3 +372,21 @@ def test_batch_norm_statistics_survive_a_resume_bit_for_bit(tmp_path):
         assert numpy.array_equal(params_a[name], params_b[name]), name
     for key in optim_b:
         assert numpy.array_equal(optim_a[key], optim_b[key]), key
+
+
+@needs_frey
+def test_out_directory_with_files_of_a_run_but_no_checkpoint_is_refused(tmp_path, capsys):
+    """--out on a directory holding config.json, metrics.jsonl or evaluation.json but no
+    checkpoint: refused, and those files untouched (issue 17, item 3)."""
+    for name in ("config.json", "metrics.jsonl", "evaluation.json"):
+        run = tmp_path / name.split(".")[0]
+        run.mkdir()
+        (run / name).write_text('{"from": "an earlier run"}\n')
+        assert train(*TINY, "--samples", 100, "--out", run, "--no-figures") == 2
+        assert (run / name).read_text() == '{"from": "an earlier run"}\n'
+        assert sorted(path.name for path in run.iterdir()) == [name]
+        message = capsys.readouterr().err
+        assert name in message and "no checkpoint" in message
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert train(*TINY, "--samples", 100, "--out", empty, "--no-figures") == 0
