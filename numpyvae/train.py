@@ -43,6 +43,7 @@ from .likelihoods import independent_pixels_log_likelihood
 from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
 from .progress import ProgressBar, format_count
+from .parts.objectives import Elbo
 from .rundir import (CONFIG_NAME, FIGURES_DIR, DiskFullError, UsageError,
                      read_config, read_metrics)
 
@@ -80,6 +81,7 @@ DATASET_DEFAULTS = {
 NET_DEFAULTS = {"conv": dict(activation="relu", batch_norm=True, optimizer="adam", lr=0.001,
                              batch_size=128, init="glorot")}
 TEST_SPLIT = "test"
+EVALS_PER_DECADE = 8
 # Burda et al. (2016), sec. 5: Adam, 3^i epochs at lr 0.001 * 10^(-i/7), i = 0..7.
 IWAE_SCHEDULE_STAGES = 8
 # Jiang et al.'s VaDE code: lr times 0.9 every 10 epochs, never below 0.0002.
@@ -185,8 +187,9 @@ def build_parser():
     budget.add_argument("--epochs", type=positive_float, help="budget in passes over the training set")
     add("--eval-size", type=positive_int,
         help="examples in the fixed train and test subsets evaluated at intervals (frey: all)")
-    add("--evals-per-decade", type=positive_int, default=8,
-        help="evaluations per decade of samples seen (log-spaced, for the learning curve)")
+    add("--evals-per-decade", type=positive_int,
+        help="evaluations per decade of samples seen (log-spaced, for the learning curve); "
+             f"default {EVALS_PER_DECADE}; with --resume, from there on (recorded)")
     add("--checkpoint-seconds", type=positive_float, default=60.0,
         help="write a checkpoint at least this often (wall clock), and at the end")
     add("--data-dir", help="data directory (default: $NUMPYVAE_DATA or the user cache; "
@@ -218,7 +221,7 @@ def _flag_of(setting):
     return setting_options()[setting].flags[0]
 
 
-def resolve_settings(args, stored=None):
+def resolve_settings(args, stored=None, stored_model=None):
     """The run's settings: per-data-set defaults, a conv net's recipe (NET_DEFAULTS), then
     the member's protocol (RUN_DEFAULTS), overlaid with the given flags; or, for a resumed run, the stored
     settings, refusing any flag that would change them."""
@@ -248,12 +251,17 @@ def resolve_settings(args, stored=None):
                 settings[name] = value
         return settings
     stored = dict(FAMILY_DEFAULTS, **stored)
+    options = setting_options(stored["model"])
     conflicts = []
     for name in run_setting_names(stored["model"]):
         value = _given(args, name)
-        if value is not None and value != stored.get(name):
+        current = stored.get(name)
+        if current is None and name in options:
+            # A setting the run left to the model: the model's value is the run's.
+            current = (stored_model or {}).get(options[name].name)
+        if value is not None and value != current:
             conflicts.append(f"{_flag_of(name)} {_format_setting(value)} (the run has "
-                             f"{_flag_of(name)} {_format_setting(stored[name])})")
+                             f"{_flag_of(name)} {_format_setting(current)})")
     if conflicts:
         raise UsageError(
             "Cannot resume with different model or optimizer settings: "
@@ -798,9 +806,14 @@ def _resume(args):
     config = read_config(run_dir)
     if args.dataset is not None and args.dataset != config["dataset"]:
         raise UsageError(f"--dataset {args.dataset} but {run_dir} is a {config['dataset']} run.")
-    resolve_settings(args, stored=config["settings"])  # refuses conflicting flags
-    if args.eval_size is not None:
-        config["eval"]["eval_size"] = args.eval_size
+    resolve_settings(args, stored=config["settings"], stored_model=config["model"])
+    # The learning curve's subsets stay the run's: a new size would mix two in one curve.
+    if args.eval_size is not None and args.eval_size != config["eval"]["eval_size"]:
+        raise UsageError(f"--eval-size {args.eval_size}, but {run_dir} evaluates its learning "
+                         f"curve on {config['eval']['eval_size'] or 'all'} examples: another "
+                         "size would mix two subsets in one curve. Drop --eval-size.")
+    if args.evals_per_decade is not None:     # the curve's density from here on: recorded
+        config["eval"]["evals_per_decade"] = args.evals_per_decade
     if args.data_dir is not None:
         config["data_dir"] = args.data_dir
     removed = rundir.remove_orphan_temporaries(run_dir)
@@ -846,6 +859,10 @@ def _start(args, locks):
         model = model_class(**model_options(settings, data))  # validates, and normalizes
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if settings.get("beta_warmup") and not isinstance(model.objective_part, Elbo):
+        raise UsageError(f"--beta-warmup anneals the ELBO's KL weight, but this {settings['model']} "
+                         f"run trains the {model.objective_label}, which has none to anneal: "
+                         "drop --beta-warmup.")
     run_dir = Path(args.out) if args.out else default_run_dir(args.dataset, settings["model"],
                                                               model.z_dim)
     try:
@@ -870,7 +887,7 @@ def _start(args, locks):
                   test_split=TEST_SPLIT,
                   eval=dict(eval_size=eval_size, train_examples=data.train_count,
                             test_examples=data.test_count,
-                            evals_per_decade=args.evals_per_decade),
+                            evals_per_decade=args.evals_per_decade or EVALS_PER_DECADE),
                   dynamic_binarization=data.binarize,
                   pixel_scaling="grey levels / 255 (numpyvae.datasets.load)",
                   # The resolved directory, so that evaluate and --resume find the data

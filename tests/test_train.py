@@ -390,3 +390,24 @@ def test_out_directory_with_files_of_a_run_but_no_checkpoint_is_refused(tmp_path
     empty = tmp_path / "empty"
     empty.mkdir()
     assert train(*TINY, "--samples", 100, "--out", empty, "--no-figures") == 0
+
+
+@needs_frey
+def test_flags_on_resume_apply_or_are_refused(tmp_path, capsys):
+    """Issue 17, item 4: --beta-warmup where there is no KL weight to anneal is refused;
+    on --resume a flag equal to the run's own value (even one the run left to the model,
+    --k 5 of a default IWAE run) is accepted, --evals-per-decade is applied and recorded,
+    and another --eval-size is refused rather than mixing two subsets in one curve."""
+    assert train(*TINY, "--model", "iwae", "--beta-warmup", 100, "--samples", 100,
+                 "--out", tmp_path / "refused", "--no-figures") == 2
+    assert "--beta-warmup" in capsys.readouterr().err
+    assert not (tmp_path / "refused" / "config.json").exists()
+    run = tmp_path / "iwae"
+    assert train(*TINY, "--model", "iwae", "--samples", 200, "--out", run, "--no-figures") == 0
+    assert train("--resume", run, "--k", 5, "--samples", 300, "--evals-per-decade", 2,
+                 "--no-figures") == 0
+    assert json.loads((run / "config.json").read_text())["eval"]["evals_per_decade"] == 2
+    assert train("--resume", run, "--k", 3, "--samples", 400, "--no-figures") == 2
+    assert "the run has --k 5" in capsys.readouterr().err
+    assert train("--resume", run, "--eval-size", 50, "--samples", 400, "--no-figures") == 2
+    assert "mix two subsets" in capsys.readouterr().err
