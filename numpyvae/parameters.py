@@ -49,6 +49,11 @@ class ParameterDict(dict):
             f"write into it instead: params[{name!r}][...] = value, or use assign()."
         )
 
+    def __reduce__(self):
+        """Pickled (and deep-copied) as its layout and one host copy of the flat buffer,
+        so that the copy's arrays are views of its own buffer again."""
+        return (_rebuild, (self.layout, numpy.array(backend.to_numpy(self.flat))))
+
     def zeros_like(self):
         """A new, zero-filled ParameterDict with the same layout and dtype."""
         return ParameterDict(self.layout, dtype=self.flat.dtype, xp=self.xp)
@@ -79,6 +84,12 @@ class ParameterDict(dict):
     def to_numpy(self):
         """A plain dict of host NumPy copies (for checkpoints and figures)."""
         return {name: numpy.array(backend.to_numpy(value)) for name, value in self.items()}
+
+
+def _rebuild(layout, flat):
+    params = ParameterDict(layout, dtype=flat.dtype)
+    params.flat[...] = backend.to_device(flat, params.xp, dtype=flat.dtype)
+    return params
 
 
 def same_layout(first, second):

@@ -310,6 +310,7 @@ class Data:
         # minibatch (dynamic binarization); the evaluation subsets one fixed draw.
         grey = not bool(numpy.all((x_train == 0) | (x_train == 1)))
         self.binarize = binary and grey
+        self.binary = self.binarize or not grey       # what the model sees is 0s and 1s
         fixed = numpy.random.default_rng([seed, 7])
         subset_rng = numpy.random.default_rng([seed, 8])
         train_count = min(eval_size or self.n_train, self.n_train)
@@ -859,6 +860,14 @@ def _start(args, locks):
         model = model_class(**model_options(settings, data))  # validates, and normalizes
     except ValueError as error:
         raise UsageError(str(error)) from None
+    if settings["batch_norm"] and settings["batch_size"] < 2:
+        raise UsageError("--batch-norm with --batch-size 1 normalizes every unit over a single "
+                         "example, which sets it to its shift: nothing can be learned. Use "
+                         "--batch-size 2 or more (the Chen thesis: 128), or drop --batch-norm.")
+    if data.binary and model.likelihood != "bernoulli":
+        warn(f"{args.dataset} is binary here (0s and 1s), and a continuous {model.likelihood} "
+             "density on it grows without bound as its variance shrinks: its \"log p(x)\" can "
+             "exceed 0 and means little. Use --likelihood bernoulli for binary data.")
     if settings.get("beta_warmup") and not isinstance(model.objective_part, Elbo):
         raise UsageError(f"--beta-warmup anneals the ELBO's KL weight, but this {settings['model']} "
                          f"run trains the {model.objective_label}, which has none to anneal: "

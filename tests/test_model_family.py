@@ -527,3 +527,54 @@ def test_quadrant_prior_depends_on_the_given_quadrant():
         nv.QuadrantCVAE(x_dim=15, image_shape=(4, 4))
     with pytest.raises(ValueError, match="quadrant"):
         nv.QuadrantCVAE(x_dim=16, image_shape=(4, 4), given="middle")
+
+
+# ------------------------------------------------ the Python API (issue 17, item 9)
+def test_quadrant_config_keeps_the_prior_network():
+    model = nv.models.create("cvae-quadrant", x_dim=16, image_shape=(4, 4), hidden=(6,),
+                             prior_hidden=(3, 2), dtype=np.float64)
+    again = nv.models.create("cvae-quadrant", **model.config())
+    assert again.params.layout == model.params.layout and again.prior_hidden == (3, 2)
+
+
+def test_bad_arguments_are_one_clear_error():
+    model = nv.VAE(6, hidden=(4,), z_dim=2, dtype=np.float64)
+    x = np.full((3, 6), 0.5)
+    with pytest.raises(ValueError, match="samples must be a positive integer"):
+        model.loss_and_grads(x, samples=0)
+    eps = np.zeros((3, 2))
+    eps[1, 0] = np.nan
+    with pytest.raises(ValueError, match="eps contains NaN"):
+        model.loss_and_grads(x, eps=eps)
+    listed = model.loss(x, eps=[[0.1, 0.2]] * 3)            # a list works like an array
+    assert listed == model.loss(x, eps=np.array([[0.1, 0.2]] * 3))
+    cvae = nv.models.create("cvae", x_dim=6, n_classes=3, hidden=(4,))
+    one_hot = np.eye(3)[[0, 1, 2]]
+    one_hot[0, 0] = np.nan
+    with pytest.raises(ValueError, match="One-hot labels contain NaN"):
+        cvae.loss(x.astype(np.float32), one_hot)
+    quadrant = nv.models.create("cvae-quadrant", x_dim=16, image_shape=(4, 4), hidden=(5,))
+    target, given = quadrant.inputs(np.full((2, 16), 0.5, dtype=np.float32))
+    given[0, 0] = np.nan
+    with pytest.raises(ValueError, match="condition .* contains NaN"):
+        quadrant.loss(target, given)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("vae", dict(batch_norm=True)), ("cvae", dict(n_classes=3)),
+    ("vq-vae", dict(net="conv", image_shape=(1, 3, 2), channels=(2,), kernel_size=3,
+                    code_dim=2, codebook_size=3, ema_decay=0.9))])
+def test_models_pickle_and_deep_copy(name, options):
+    import copy
+    import pickle
+    model = nv.models.create(name, x_dim=6, hidden=(4,), z_dim=None if name == "vq-vae" else 2,
+                             dtype=np.float64, seed=3, **options)
+    x = np.random.default_rng(0).random((4, 6))
+    condition = np.array([0, 1, 2, 0]) if name == "cvae" else None
+    eps = np.random.default_rng(1).standard_normal((1, 4, model.z_dim))
+    for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        assert clone.loss(x, condition, eps=eps) == model.loss(x, condition, eps=eps)
+        assert np.array_equal(clone.buffers.flat, model.buffers.flat)
+        clone.params.flat[...] = 0          # its own buffer: the original is untouched
+        assert np.any(model.params.flat != 0)
+        assert all(np.shares_memory(value, clone.params.flat) for value in clone.params.values())

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy
 import pytest
 
+import numpyvae as nv
 from numpyvae import checkpoint, datasets
 from numpyvae.train import kl_weight, main, next_evaluation
 
@@ -411,3 +412,25 @@ def test_flags_on_resume_apply_or_are_refused(tmp_path, capsys):
     assert "the run has --k 5" in capsys.readouterr().err
     assert train("--resume", run, "--eval-size", 50, "--samples", 400, "--no-figures") == 2
     assert "mix two subsets" in capsys.readouterr().err
+
+
+@needs_frey
+def test_runs_that_cannot_learn_are_refused_or_warned(tmp_path, capsys):
+    """Issue 17, item 5: batch norm on batches of one is refused (by the command and by
+    the model); a continuous density on binary data is trained with a warning that says
+    what to use instead."""
+    assert train(*TINY, "--batch-norm", "--batch-size", 1, "--samples", 10,
+                 "--out", tmp_path / "bn", "--no-figures") == 2
+    assert "--batch-size 2 or more" in capsys.readouterr().err
+    model = nv.VAE(6, hidden=(4,), batch_norm=True)
+    with pytest.raises(ValueError, match="batches of 2 or more"):
+        model.loss_and_grads(numpy.full((1, 6), 0.5, dtype=numpy.float32))
+    model.metrics(numpy.full((1, 6), 0.5, dtype=numpy.float32))     # evaluation mode: fine
+    try:
+        datasets.load("binarized-mnist", "test", download=False)
+    except datasets.DataError:
+        return
+    assert train("--dataset", "binarized-mnist", "--likelihood", "gaussian", "--hidden", 8,
+                 "--samples", 100, "--eval-size", 50, "--out", tmp_path / "g",
+                 "--no-figures") == 0
+    assert "Use --likelihood bernoulli" in capsys.readouterr().err

@@ -232,6 +232,21 @@ class LatentGaussianModel:
         self.kl = KLDiagonalGaussians() if self.learned_prior else KLStandardNormal()
         self.reparameterize = Reparameterize()
 
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self):
+        """Everything but the array module and the hand-driven pieces (rebuilt on load);
+        the parameters travel as host arrays (ParameterDict.__reduce__)."""
+        state = dict(self.__dict__)
+        for name in ("xp", "encoder", "decoder"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.xp = self.params.xp
+        pieces = self._pieces(training=True)
+        self.encoder, self.decoder = pieces.encoder, pieces.decoder
+
     @property
     def beta(self):
         """The KL weight of the "elbo" objective (1: the ELBO). Setting it is checked
@@ -326,6 +341,8 @@ class LatentGaussianModel:
             if option.run or (option.omit_when is not None and option.omit_when(self, value)):
                 continue
             config[option.name] = _stored(value)
+        if self.learned_prior and self.prior_hidden != self.hidden:
+            config["prior_hidden"] = _stored(self.prior_hidden)
         return config
 
     def widest_layer(self):
@@ -382,7 +399,7 @@ class LatentGaussianModel:
         """The member's own figures beyond the common ones: paths written (none here)."""
         return []
 
-    def _check_values(self, x):
+    def _check_values(self, x, what="x"):
         """Host data only: a device array would make every step wait for the GPU.
 
         Two reductions decide everything: min and max carry a NaN along, and all of x
@@ -395,18 +412,18 @@ class LatentGaussianModel:
         low, high = float(x.min()), float(x.max())
         if numpy.issubdtype(x.dtype, numpy.integer) and high > 1:
             raise ValueError(
-                f"x holds integers up to {int(high)}: pass pixel intensities scaled to "
+                f"{what} holds integers up to {int(high)}: pass pixel intensities scaled to "
                 "[0, 1] (x / 255.0), or use numpyvae.datasets.load, which scales them.")
         if not self.check_finite:
             return
         if not (math.isfinite(low) and math.isfinite(high)):
-            raise ValueError("x contains NaN or infinity; clean or drop those examples.")
+            raise ValueError(f"{what} contains NaN or infinity; clean or drop those examples.")
         bounded = self.likelihood == "bernoulli" or self.output_activation == "sigmoid"
         if bounded and (low < 0 or high > 1):
-            what = ("a Bernoulli decoder" if self.likelihood == "bernoulli"
-                    else "a decoder whose mean is a sigmoid")
+            decoder = ("a Bernoulli decoder" if self.likelihood == "bernoulli"
+                       else "a decoder whose mean is a sigmoid")
             raise ValueError(
-                f"x has values in [{low:.4g}, {high:.4g}] but {what} "
+                f"{what} has values in [{low:.4g}, {high:.4g}] but {decoder} "
                 "models values in [0, 1]: scale the data to [0, 1]"
                 + ("" if self.likelihood == "bernoulli"
                    else ", or use output_activation='identity'") + ".")
@@ -425,7 +442,7 @@ class LatentGaussianModel:
                 "Flatten images to rows (x.reshape(len(x), -1)).")
         if x.shape[0] < 1:
             raise ValueError(f"{what} is empty: the batch needs at least one example.")
-        self._check_values(x)
+        self._check_values(x, what)
         return self.xp.asarray(x, dtype=self.dtype)
 
     def _features(self, condition, n):
@@ -450,6 +467,10 @@ class LatentGaussianModel:
         if eps is None:
             generator = as_generator(rng, self.rng)
             eps = generator.standard_normal((count, n, self.z_dim), dtype=self.dtype)
+        elif not hasattr(eps, "shape"):
+            eps = numpy.asarray(eps, dtype=self.dtype)      # a list, say
+        elif isinstance(eps, numpy.ndarray) and not numpy.isfinite(eps).all():
+            raise ValueError("eps contains NaN or infinity: pass standard normal draws.")
         shape = tuple(eps.shape)
         if not (len(shape) in (2, 3) and shape[-2:] == (n, self.z_dim)):
             raise ValueError(
@@ -505,6 +526,8 @@ class LatentGaussianModel:
         return self.weight_prior_scale * (flat @ flat) / (2.0 * self.weight_prior_std ** 2)
 
     def _prepare(self, x, condition, eps, rng, count=None):
+        if count is not None:
+            count = positive_int(count, "samples")
         x = self._data(x)
         features = self._features(condition, x.shape[0])
         eps = self._noise(x.shape[0], eps, rng, self._draws() if count is None else count)
@@ -523,6 +546,10 @@ class LatentGaussianModel:
         """The loss's forward pass in training mode: (loss, pieces, N)."""
         beta = self._check_beta(beta)
         x, features, eps = self._prepare(x, condition, eps, rng, samples)
+        if self.batch_norm and x.shape[0] < 2:
+            raise ValueError("Batch norm in training mode normalizes each unit over the batch: "
+                             "with one example every unit becomes its shift. Train on batches "
+                             "of 2 or more.")
         objective = objective or self.objective_part
         pieces = self._pieces(training=True, log_q=objective.needs_log_q(self.posterior))
         tape = self._forward(pieces, x, features, eps)

@@ -51,6 +51,8 @@ class CVAE(LatentGaussianModel):
             if condition.shape[1] != self.n_classes:
                 raise ValueError(f"One-hot labels must have {self.n_classes} columns, got "
                                  f"shape {tuple(condition.shape)}.")
+            if isinstance(condition, numpy.ndarray) and not numpy.isfinite(condition).all():
+                raise ValueError("One-hot labels contain NaN or infinity.")
             return xp.asarray(condition, dtype=self.dtype)
         if condition.ndim != 1:
             raise ValueError(f"condition must be int labels (N,) or one-hot rows (N, "
