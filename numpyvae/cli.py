@@ -6,7 +6,12 @@ EXIT_USAGE, EXIT_DIVERGED, EXIT_DISK_FULL, EXIT_INTERRUPTED = 2, 3, 4, 130
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """Usage errors in one line (the full usage is one --help away)."""
+    """Usage errors in one line (the full usage is one --help away); ``--version``."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from . import __version__   # noqa: PLC0415  (the package imports this module)
+        self.add_argument("--version", action="version", version=f"numpyvae {__version__}")
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"error: {message} (python -m {self.prog.split()[-1]} --help "

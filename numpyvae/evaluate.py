@@ -121,6 +121,9 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         return evaluate_codes(run_dir, split=split, data_dir=data_dir, stream=stream)
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
     images, labels = load_split(config, split, data_dir, seed)
+    if n_test is not None and n_test > len(images):
+        print(f"--n-test {n_test} is more than the {len(images)} examples of {split}: "
+              f"importance-sampling all {len(images)}.", file=sys.stderr if stream is None else stream)
     indices = subset_indices(len(images), n_test, seed)
     subset = "all" if len(indices) == len(images) else f"random {len(indices)} (seed {seed})"
     images = backend.to_device(images)
@@ -165,12 +168,19 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         log_likelihood_standard_error=float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
         elbo_seconds=elbo_seconds, log_likelihood_seconds=is_seconds,
         fixed_binarization=bool(config.get("dynamic_binarization")),
+        quantity=model.evidence_label,
     )
     path = save_result(run_dir, result, stream)
+
+    def plus_minus(mean, error):
+        return f"{mean:10.3f}" + ("" if error is None else f" ± {error:.3f}")
+    label = model.evidence_label
     print(f"{config['dataset']} {split}, {result['subset']} examples, after "
-          f"{result['samples_seen']} training samples:\n"
-          f"  ELBO (mean of {draws} draws)   {result['elbo']:10.3f} nats\n"
-          f"  log p(x) (IS, K={k})       {result['log_likelihood']:10.3f} nats  "
+          f"{result['samples_seen']} training samples (mean ± standard error):\n"
+          f"  ELBO of {label} (mean of {draws} draws)  "
+          f"{plus_minus(result['elbo'], result['elbo_standard_error'])} nats\n"
+          f"  {label} (IS, K={k})  "
+          f"{plus_minus(result['log_likelihood'], result['log_likelihood_standard_error'])} nats  "
           f"({is_seconds:.1f} s)\nWritten to {path}", file=stream)
     return result
 

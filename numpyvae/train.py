@@ -827,10 +827,12 @@ def _resume(args):
     truncate_metrics(run_dir, run.samples_seen, warn)
     if budget <= run.samples_seen:
         print(f"{run_dir} has already seen {run.samples_seen} samples (>= {budget}): nothing "
-              "to train. Pass a larger --samples to continue.", file=sys.stderr)
+              "to train (its figures are written again). Pass a larger --samples to continue.",
+              file=sys.stderr)
         budget = run.samples_seen
-    print(f"Resuming {run_dir} at {run.samples_seen} samples seen (step {run.step}), "
-          f"training to {budget}.", file=sys.stderr)
+    else:
+        print(f"Resuming {run_dir} at {run.samples_seen} samples seen (step {run.step}), "
+              f"training to {budget}.", file=sys.stderr)
     return run, config, budget
 
 

@@ -262,3 +262,21 @@ def test_evaluate_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
     checkpoint.save(run / "checkpoint.npz", params, optimizer, meta, arrays)
     assert evaluate_main([str(run), "--k", "2", "--draws", "1"]) == 2
     assert "non-finite" in capsys.readouterr().err
+
+
+def test_evaluate_names_what_it_estimated_with_standard_errors(tmp_path, capsys):
+    """Issue 17, item 10: a label CVAE's number is log p(x|c), printed and saved as such,
+    with mean ± standard error."""
+    try:
+        datasets.load("mnist", "test", download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"MNIST missing: {error}")
+    run = tmp_path / "cvae"
+    assert train_main(["--model", "cvae", "--dataset", "mnist", "--hidden", "8", "--samples",
+                       "100", "--eval-size", "50", "--out", str(run), "--no-figures"]) == 0
+    capsys.readouterr()
+    assert evaluate_main([str(run), "--k", "2", "--n-test", "30", "--draws", "1"]) == 0
+    printed = capsys.readouterr().err
+    assert "log p(x|c) (IS, K=2)" in printed and "±" in printed and "log p(x) " not in printed
+    stored = json.loads((run / "evaluation.json").read_text())
+    assert stored["results"][stored["latest"]]["quantity"] == "log p(x|c)"

@@ -434,3 +434,21 @@ def test_runs_that_cannot_learn_are_refused_or_warned(tmp_path, capsys):
                  "--samples", 100, "--eval-size", 50, "--out", tmp_path / "g",
                  "--no-figures") == 0
     assert "Use --likelihood bernoulli" in capsys.readouterr().err
+
+
+@needs_frey
+def test_small_things_a_user_reads(tmp_path, capsys):
+    """Issue 17, item 15: --version; resuming a finished run says one thing; --n-test
+    beyond the split says it uses all."""
+    from numpyvae.evaluate import main as evaluate_main
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0 and "numpyvae 0." in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert train(*TINY, "--samples", 200, "--out", run, "--no-figures") == 0
+    capsys.readouterr()
+    assert train("--resume", run, "--no-figures") == 0
+    printed = capsys.readouterr().err
+    assert "nothing to train" in printed and "Resuming" not in printed
+    assert evaluate_main([str(run), "--k", "2", "--draws", "1", "--n-test", "100000"]) == 0
+    assert "is more than the 365 examples" in capsys.readouterr().err

@@ -130,6 +130,7 @@ class LatentGaussianModel:
     """
 
     name = None              # the registry name (numpyvae.models)
+    evidence_label = "log p(x)"   # what the bound bounds, in what users read
     condition_kind = None    # None, "label" or "input": what ``condition`` holds
     learned_prior = False    # p(z|c) from a prior network instead of N(0, I)
     OPTIONS = BASE_OPTIONS   # a member adds its own Options in OPTIONS

@@ -18,6 +18,7 @@ class CVAE(LatentGaussianModel):
 
     name = "cvae"
     condition_kind = "label"
+    evidence_label = "log p(x|c)"
 
     def __init__(self, x_dim, n_classes=10, **options):
         self.n_classes = positive_int(n_classes, "n_classes")

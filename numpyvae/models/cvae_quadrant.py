@@ -37,6 +37,7 @@ class QuadrantCVAE(LatentGaussianModel):
 
     name = "cvae-quadrant"
     condition_kind = "input"
+    evidence_label = "log p(y|x_c)"
     learned_prior = True
 
     def __init__(self, x_dim, image_shape=(28, 28), given="bottom-left", likelihood="bernoulli",
