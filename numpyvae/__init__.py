@@ -21,3 +21,12 @@ from .flows import PlanarFlow, PlanarInvertibility, PlanarStep
 from .mixture import GaussianMixtureLogDensity, VadeKL
 
 __version__ = "0.1.0"
+
+
+def load(run_dir):
+    """The trained model of a run directory written by ``python -m numpyvae.train``, any
+    member: rebuilt from its config.json, with its checkpoint's parameters and batch-norm
+    statistics, the checkpoint checked against the config (another model's, or non-finite
+    parameters, are refused in one line: ``numpyvae.rundir.UsageError``)."""
+    from .evaluate import load_model   # noqa: PLC0415
+    return load_model(run_dir)[0]

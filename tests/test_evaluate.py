@@ -280,3 +280,30 @@ def test_evaluate_names_what_it_estimated_with_standard_errors(tmp_path, capsys)
     assert "log p(x|c) (IS, K=2)" in printed and "±" in printed and "log p(x) " not in printed
     stored = json.loads((run / "evaluation.json").read_text())
     assert stored["results"][stored["latest"]]["quantity"] == "log p(x|c)"
+
+
+def test_load_returns_the_trained_model_of_any_member(tmp_path):
+    """Issue 17, item 12: numpyvae.load(run_dir) gives the trained model (a CVAE here,
+    which the README's old recipe nv.VAE(**config["model"]) could not rebuild)."""
+    try:
+        datasets.load("mnist", "test", download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"MNIST missing: {error}")
+    from numpyvae import checkpoint
+    from numpyvae.rundir import UsageError
+    run = tmp_path / "cvae"
+    assert train_main(["--model", "cvae", "--dataset", "mnist", "--hidden", "8", "--z-dim", "2",
+                       "--samples", "100", "--eval-size", "50", "--out", str(run),
+                       "--no-figures"]) == 0
+    model = nv.load(run)
+    params = checkpoint.load(run / "checkpoint.npz")[0]
+    assert isinstance(model, nv.CVAE)
+    assert all(numpy.array_equal(model.params[name], params[name]) for name in params)
+    x, _ = datasets.load("mnist", "test")
+    labels = numpy.arange(4)
+    mu, logvar = model.encode(x[:4], labels)
+    assert mu.shape == (4, 2)
+    assert model.decode(mu, labels).shape == (4, 784)
+    assert model.sample(3, numpy.random.default_rng(0), condition=numpy.arange(3)).shape == (3, 784)
+    with pytest.raises(UsageError):
+        nv.load(tmp_path / "missing")
