@@ -199,6 +199,7 @@ def test_cifar10_download_failure_says_how_to_get_the_archive(closed_port_url, t
     assert "expected size 170498071 bytes" in message and spec.sha256 in message
     assert f"python data_fetch.py cifar10 --from DIR --data-dir {tmp_path}" in message
     assert f"put it at {tmp_path / 'cifar10' / 'cifar-10-python.tar.gz'} yourself" in message
+    assert "NUMPYVAE_DATA" in message      # issue 17, item 15: the other way to the data
     assert leftovers(tmp_path) == []
 
 

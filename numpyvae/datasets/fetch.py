@@ -77,7 +77,8 @@ def _manual_instructions(dataset_name, spec, directory):
         f"To install it by hand: download {spec.urls[0] if spec.urls else spec.filename} on a machine "
         f"with internet access (expected size {spec.size} bytes, SHA-256 {spec.sha256}), copy it into "
         f"a folder DIR and run `python data_fetch.py {dataset_name} --from DIR --data-dir {data_dir}` "
-        f"(or put it at {directory / spec.filename} yourself)."
+        f"(or put it at {directory / spec.filename} yourself). If the data sets are already "
+        f"in another folder, point NUMPYVAE_DATA at it."
     )
 
 
