@@ -221,10 +221,14 @@ def manifold(decode, shape, path, points_per_axis=20, title="learned manifold"):
 
 
 def principal_components(points, count=2):
-    """Project rows of ``points`` on their first ``count`` principal components."""
+    """Project rows of ``points`` on their first ``count`` principal components (zero
+    columns where fewer points or dimensions leave fewer components)."""
     centered = points - points.mean(axis=0)
     _, _, right = numpy.linalg.svd(centered, full_matrices=False)
-    return centered @ right[:count].T
+    projected = centered @ right[:count].T
+    if projected.shape[1] < count:
+        projected = numpy.pad(projected, ((0, 0), (0, count - projected.shape[1])))
+    return projected
 
 
 def latent_scatter(means, labels, path, title=""):

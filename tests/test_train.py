@@ -452,3 +452,15 @@ def test_small_things_a_user_reads(tmp_path, capsys):
     assert "nothing to train" in printed and "Resuming" not in printed
     assert evaluate_main([str(run), "--k", "2", "--draws", "1", "--n-test", "100000"]) == 0
     assert "is more than the 365 examples" in capsys.readouterr().err
+
+
+@needs_frey
+def test_tiny_evaluation_subsets_and_priors(tmp_path, capsys):
+    """Issue 17, item 8 (in part): --eval-size 1 draws its latent figure; a weight prior
+    whose square underflows is a one-line usage error."""
+    run = tmp_path / "one"
+    assert train(*TINY, "--samples", 200, "--eval-size", 1, "--out", run) == 0
+    assert (run / "figures" / "latent.png").exists()
+    assert train(*TINY, "--samples", 200, "--weight-prior-std", "1e-200", "--out",
+                 tmp_path / "tiny", "--no-figures") == 2
+    assert "1 / std^2 overflows" in capsys.readouterr().err

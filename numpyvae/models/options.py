@@ -142,6 +142,16 @@ def image_shape(value):
     return shape
 
 
+def prior_std(value):
+    """A weight prior's std: positive, and large enough that 1 / std^2 is a finite float."""
+    std = finite_number(value, "weight_prior_std", 0.0, low_inclusive=False)
+    square = std * std
+    if square == 0.0 or not math.isfinite(1.0 / square):
+        raise ValueError(f"weight_prior_std {value!r} is so small that 1 / std^2 overflows: "
+                         "use at least 1e-150, or none for no prior.")
+    return std
+
+
 def flag_value(value):
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
@@ -192,7 +202,7 @@ BASE_OPTIONS = (
            number_at_least("beta (the KL weight)", 0.0)),
     Option("weight_prior_std", None, "std of the N(0, s^2 I) prior on all parameters, scaled "
            "by 1/n_train (0 or none: no prior)",
-           optional(number_at_least("weight_prior_std", 0.0, inclusive=False))),
+           optional(prior_std)),
     Option("weight_prior_scale", 1.0, "weight of the prior's log-density in the loss "
            "(the trainer sets 1/n_train)", number_at_least("weight_prior_scale", 0.0),
            flag=False),
