@@ -145,8 +145,21 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
     print(f"{split} ELBO over all {len(elbo_all)} examples, {draws} draws: {elbo_all.mean():.3f}"
           + ("" if subset == "all" else f" (on the {subset} subset: {elbo.mean():.3f})"),
           file=stream)
+    elbo_result = dict(
+        dataset=config["dataset"], model=rundir.model_name(config), split=split, n_examples=n,
+        subset=subset, samples_seen=int(meta["samples_seen"]), k=k, draws=draws, seed=seed,
+        elbo=float(elbo.mean()), elbo_whole_split=float(elbo_all.mean()),
+        whole_split_examples=len(elbo_all), elbo_seconds=elbo_seconds,
+        log_likelihood=None, complete=False, quantity=model.evidence_label)
+    save_result(run_dir, elbo_result, stream)    # kept if the long part below is stopped
+    # One importance weight costs about one ELBO draw: the ELBO's pace predicts the rest.
+    pace = len(elbo_all) * draws / max(elbo_seconds, 1e-9)
+    print(f"{model.evidence_label} by importance sampling: {n} examples x K = {k} = "
+          f"{n * k:.3g} weights, about {format_seconds(n * k / pace)} at this pace"
+          + ("" if n < 2000 else f" (--n-test {max(n // 10, 1)} takes a tenth of it)")
+          + "; Ctrl-C keeps the ELBO, which is saved.", file=stream)
 
-    bar = ProgressBar(n * k, unit="weights", label=f"log p(x), K={k}", stream=stream)
+    bar = ProgressBar(n * k, unit="weights", label=f"{model.evidence_label}, K={k}", stream=stream)
     start = time.monotonic()
     with numpy.errstate(over="ignore", under="ignore"):
         log_px = log_marginal_likelihood(model, x, rng, samples=k, max_floats=max_floats,
@@ -168,7 +181,7 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         log_likelihood_standard_error=float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
         elbo_seconds=elbo_seconds, log_likelihood_seconds=is_seconds,
         fixed_binarization=bool(config.get("dynamic_binarization")),
-        quantity=model.evidence_label,
+        quantity=model.evidence_label, complete=True,
     )
     path = save_result(run_dir, result, stream)
 
@@ -183,6 +196,15 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
           f"{plus_minus(result['log_likelihood'], result['log_likelihood_standard_error'])} nats  "
           f"({is_seconds:.1f} s)\nWritten to {path}", file=stream)
     return result
+
+
+def format_seconds(seconds):
+    """A duration as a person reads it: 40 s, 3.5 min, 2.1 h."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None):
@@ -351,7 +373,8 @@ def main(argv=None):
               "on that disk (or quota), then run the evaluation again.", file=sys.stderr)
         return EXIT_DISK_FULL
     except KeyboardInterrupt:
-        print("Interrupted; nothing written.", file=sys.stderr)
+        print(f"Interrupted: what was finished is in {EVALUATION_NAME} (an ELBO whose "
+              "importance sampling was stopped has log_likelihood null).", file=sys.stderr)
         return 130
     return 0
 

@@ -307,3 +307,32 @@ def test_load_returns_the_trained_model_of_any_member(tmp_path):
     assert model.sample(3, numpy.random.default_rng(0), condition=numpy.arange(3)).shape == (3, 784)
     with pytest.raises(UsageError):
         nv.load(tmp_path / "missing")
+
+
+def test_a_stopped_evaluation_keeps_its_elbo_and_says_how_long(tmp_path, capsys, monkeypatch):
+    """Issue 17, item 14: the expected time of the importance sampling is printed before
+    it starts, and Ctrl-C during it keeps the ELBO already computed."""
+    try:
+        datasets.load("frey", "test", download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"Frey missing: {error}")
+    import numpyvae.evaluate as evaluation
+    run = tmp_path / "frey"
+    assert train_main(["--dataset", "frey", "--hidden", "8", "--samples", "200", "--out",
+                       str(run), "--no-figures"]) == 0
+    capsys.readouterr()
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(evaluation, "log_marginal_likelihood", interrupted)
+    assert evaluate_main([str(run), "--k", "50", "--draws", "2"]) == 130
+    printed = capsys.readouterr().err
+    assert "365 examples x K = 50" in printed and "about" in printed
+    stored = json.loads((run / "evaluation.json").read_text())
+    kept = stored["results"][stored["latest"]]
+    assert kept["complete"] is False and kept["log_likelihood"] is None
+    assert math.isfinite(kept["elbo"]) and kept["whole_split_examples"] == 365
+    monkeypatch.undo()
+    assert evaluate_main([str(run), "--k", "5", "--draws", "2"]) == 0
+    stored = json.loads((run / "evaluation.json").read_text())
+    assert stored["results"][stored["latest"]]["complete"] is True
