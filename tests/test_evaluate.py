@@ -108,10 +108,7 @@ def test_progress_counts_every_weight():
 # --------------------------------------------------------- the command
 @pytest.fixture
 def trained_run(tmp_path):
-    try:
-        datasets.load("frey", "train", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"Frey Face data missing (frey/frey_rawface.mat): {error}")
+    require("frey")
     run_dir = tmp_path / "run"
     assert train_main(["--dataset", "frey", "--hidden", "20", "--samples", "3000",
                        "--out", str(run_dir), "--no-figures"]) == 0
@@ -165,10 +162,7 @@ def test_elbo_draws_average_matches_single_draw_mean():
 def test_evaluate_finds_the_data_the_run_was_trained_with(tmp_path, monkeypatch):
     """A run trained with NUMPYVAE_DATA set is evaluated without it."""
     from numpyvae import datasets, evaluate, train
-    try:
-        datasets.load("frey", "test", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"needs frey/frey_rawface.mat: {error}")
+    require("frey")
     run_dir = tmp_path / "run"
     assert train.main(["--dataset", "frey", "--samples", "300", "--hidden", "8", "--eval-size", "50",
                        "--no-figures", "--out", str(run_dir)]) == 0
@@ -181,6 +175,14 @@ def test_evaluate_finds_the_data_the_run_was_trained_with(tmp_path, monkeypatch)
 
 
 # ------------------------------------- results never lost or mislabelled (issue 17)
+def require(name):
+    """Skip unless data set ``name`` is on disk."""
+    try:
+        datasets.load(name, "test", download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"{name} missing: {error}")
+
+
 def _result(key_seed):
     return dict(dataset="frey", model="vae", split="test", k=1, subset="all", n_examples=1,
                 seed=key_seed, samples_seen=100, elbo=-float(key_seed))
@@ -232,10 +234,7 @@ def test_evaluate_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
     import json
     import shutil
     from numpyvae import checkpoint
-    try:
-        datasets.load("frey", "train", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"Frey Face data missing: {error}")
+    require("frey")
     runs = {}
     for seed in (0, 1):
         runs[seed] = tmp_path / f"seed{seed}"
@@ -267,10 +266,7 @@ def test_evaluate_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
 def test_evaluate_names_what_it_estimated_with_standard_errors(tmp_path, capsys):
     """Issue 17, item 10: a label CVAE's number is log p(x|c), printed and saved as such,
     with mean ± standard error."""
-    try:
-        datasets.load("mnist", "test", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"MNIST missing: {error}")
+    require("mnist")
     run = tmp_path / "cvae"
     assert train_main(["--model", "cvae", "--dataset", "mnist", "--hidden", "8", "--samples",
                        "100", "--eval-size", "50", "--out", str(run), "--no-figures"]) == 0
@@ -285,10 +281,7 @@ def test_evaluate_names_what_it_estimated_with_standard_errors(tmp_path, capsys)
 def test_load_returns_the_trained_model_of_any_member(tmp_path):
     """Issue 17, item 12: numpyvae.load(run_dir) gives the trained model (a CVAE here,
     which the README's old recipe nv.VAE(**config["model"]) could not rebuild)."""
-    try:
-        datasets.load("mnist", "test", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"MNIST missing: {error}")
+    require("mnist")
     from numpyvae import checkpoint
     from numpyvae.rundir import UsageError
     run = tmp_path / "cvae"
@@ -312,10 +305,7 @@ def test_load_returns_the_trained_model_of_any_member(tmp_path):
 def test_a_stopped_evaluation_keeps_its_elbo_and_says_how_long(tmp_path, capsys, monkeypatch):
     """Issue 17, item 14: the expected time of the importance sampling is printed before
     it starts, and Ctrl-C during it keeps the ELBO already computed."""
-    try:
-        datasets.load("frey", "test", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"Frey missing: {error}")
+    require("frey")
     import numpyvae.evaluate as evaluation
     run = tmp_path / "frey"
     assert train_main(["--dataset", "frey", "--hidden", "8", "--samples", "200", "--out",
