@@ -123,3 +123,19 @@ def fake_cifar_archive(rng, per_batch=(2, 2, 2, 2, 2, 3), replace_members=None):
         "test": (batches[-1][1], batches[-1][2]),
     }
     return stream.getvalue(), arrays
+
+
+DATA_SKIP_WORDS = ("missing", "not available", "not yet downloaded", "needs the")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line when tests were skipped for want of data, so that a green run without
+    the data sets does not read as if those tests had passed."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = [str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+               for report in skipped]
+    missing = sum(any(word in reason for word in DATA_SKIP_WORDS) for reason in reasons)
+    if missing:
+        terminalreporter.write_line(
+            f"numpyvae: {missing} test(s) skipped because a data set is missing; put the data "
+            "where NUMPYVAE_DATA points (python data_fetch.py all) to run them.")
