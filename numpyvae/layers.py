@@ -197,6 +197,25 @@ class Concatenate:
         return grad_out[..., :self.split], grad_b
 
 
+@functools.lru_cache(maxsize=None)
+def layer_names(stem):
+    """The names of one layer's arrays, ``{stem}.W``, ``{stem}.b`` and its batch norm's
+    ``{stem}.bn.*``: the one place they are made (MLPs and conv nets alike)."""
+    return dict(W=f"{stem}.W", b=f"{stem}.b", scale=f"{stem}.bn.scale",
+                shift=f"{stem}.bn.shift", running_mean=f"{stem}.bn.running_mean",
+                running_var=f"{stem}.bn.running_var")
+
+
+def norm_entries(names, width):
+    """(name, shape) of a batch norm's trainable scale and shift."""
+    return [(names["scale"], (width,)), (names["shift"], (width,))]
+
+
+def norm_buffer_entries(names, width):
+    """(name, shape) of a batch norm's running statistics."""
+    return [(names["running_mean"], (width,)), (names["running_var"], (width,))]
+
+
 class MLP:
     """h = act(... act(act(x W1 + b1) W2 + b2) ...): Dense layers, each followed by
     the activation (and, with ``batch_norm``, by batch normalization before it, as in
@@ -226,11 +245,8 @@ class MLP:
     @staticmethod
     @functools.lru_cache(maxsize=None)   # every pass builds its MLPs: make the names once
     def _names(sizes, prefix):
-        """Per layer: the names of its arrays and its widths -- the one place they are made."""
-        return tuple(dict(W=f"{prefix}{index}.W", b=f"{prefix}{index}.b",
-                     scale=f"{prefix}{index}.bn.scale", shift=f"{prefix}{index}.bn.shift",
-                     running_mean=f"{prefix}{index}.bn.running_mean",
-                     running_var=f"{prefix}{index}.bn.running_var", n_in=n_in, n_out=n_out)
+        """Per layer: the names of its arrays and its widths."""
+        return tuple(dict(layer_names(f"{prefix}{index}"), n_in=n_in, n_out=n_out)
                      for index, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])))
 
     @staticmethod
@@ -240,7 +256,7 @@ class MLP:
         for layer in MLP._names(tuple(sizes), prefix):
             entries += [(layer["W"], (layer["n_in"], layer["n_out"])), (layer["b"], (layer["n_out"],))]
             if batch_norm:
-                entries += [(layer["scale"], (layer["n_out"],)), (layer["shift"], (layer["n_out"],))]
+                entries += norm_entries(layer, layer["n_out"])
         return entries
 
     @staticmethod
@@ -248,8 +264,8 @@ class MLP:
         """The non-trainable arrays (batch norms' running statistics)."""
         if not batch_norm:
             return []
-        return [(layer[kind], (layer["n_out"],)) for layer in MLP._names(tuple(sizes), prefix)
-                for kind in ("running_mean", "running_var")]
+        return [entry for layer in MLP._names(tuple(sizes), prefix)
+                for entry in norm_buffer_entries(layer, layer["n_out"])]
 
     def forward(self, x):
         h = x

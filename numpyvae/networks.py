@@ -41,7 +41,8 @@ from .conv import (BatchNorm2D, Conv2D, ConvTranspose2D, conv_output_size,
                    transposed_output_size)
 from .batchnorm import BatchNorm
 from .encoder import Encoder
-from .layers import Concatenate, Dense, Identity, make_activation
+from .layers import (Concatenate, Dense, Identity, layer_names, make_activation, norm_buffer_entries,
+                     norm_entries)
 
 
 class MLPNetwork:
@@ -128,19 +129,7 @@ class ConvGeometry:
 
 @functools.lru_cache(maxsize=None)
 def _names(prefix, kind, count):
-    return tuple(dict(W=f"{prefix}.{kind}{i}.W", b=f"{prefix}.{kind}{i}.b",
-                      scale=f"{prefix}.{kind}{i}.bn.scale", shift=f"{prefix}.{kind}{i}.bn.shift",
-                      running_mean=f"{prefix}.{kind}{i}.bn.running_mean",
-                      running_var=f"{prefix}.{kind}{i}.bn.running_var")
-                 for i in range(count))
-
-
-def _norm_entries(names, width):
-    return [(names["scale"], (width,)), (names["shift"], (width,))]
-
-
-def _buffer_entries(names, width):
-    return [(names["running_mean"], (width,)), (names["running_var"], (width,))]
+    return tuple(layer_names(f"{prefix}.{kind}{i}") for i in range(count))
 
 
 class ConvNetwork:
@@ -160,7 +149,7 @@ class ConvNetwork:
 
     # -------------------------------------------------------------- layout
     def _layers(self):
-        """(names, kind, weight shape, out channels, norm) per hidden layer, in order."""
+        """(names, kind, weight shape, out channels) per hidden layer, in order."""
         g, k = self.geometry, self.geometry.kernel_size
         image_channels = g.image_shape[0]
         layers = []
@@ -175,13 +164,17 @@ class ConvNetwork:
         if self.latent == "vector":
             layers.append((stem, "dense", (self.in_width, math.prod(g.feature_shape)),
                            math.prod(g.feature_shape)))
-        else:
-            layers.append((stem, "conv", (top, self.in_width, 1, 1), top))
+        else:                      # a D-vector at each of the grid's h w positions
+            layers.append((stem, "conv", (top, self.grid_depth(self.in_width), 1, 1), top))
         reverse = g.channels[::-1]
         for names, c_in, c_out in zip(_names(self.prefix, "deconv", len(reverse) - 1), reverse,
                                       reverse[1:]):
             layers.append((names, "deconv", (c_in, c_out, k, k), c_out))
         return layers
+
+    def grid_depth(self, width):
+        """D of a grid latent ``width`` = h w D wide (h x w the last feature map)."""
+        return width // math.prod(self.geometry.sizes[-1])
 
     def _head_shapes(self):
         """(name, weight name, bias name, weight shape, bias shape) per head."""
@@ -193,8 +186,8 @@ class ConvNetwork:
                 bias = g.image_shape[0]
             elif self.latent == "vector":
                 shape, bias = (math.prod(g.feature_shape) + self.extra, size), size
-            else:                  # a D-vector at each of the grid's h w positions
-                depth = size // math.prod(g.sizes[-1])
+            else:
+                depth = self.grid_depth(size)
                 shape, bias = (depth, g.channels[-1], 1, 1), depth
             entries.append((name, f"{self.prefix}.{name}.W", f"{self.prefix}.{name}.b", shape,
                             (bias,)))
@@ -205,7 +198,7 @@ class ConvNetwork:
         for names, _, shape, width in self._layers():
             entries += [(names["W"], shape), (names["b"], (width,))]
             if self.batch_norm:
-                entries += _norm_entries(names, width)
+                entries += norm_entries(names, width)
         for _, weight, bias, weight_shape, bias_shape in self._head_shapes():
             entries += [(weight, weight_shape), (bias, bias_shape)]
         return entries
@@ -214,7 +207,7 @@ class ConvNetwork:
         if not self.batch_norm:
             return []
         return [entry for names, _, _, width in self._layers()
-                for entry in _buffer_entries(names, width)]
+                for entry in norm_buffer_entries(names, width)]
 
     def widest(self):
         return max(self.geometry.widest(), self.in_width or 0,
@@ -284,7 +277,7 @@ class _ConvNet:
         if d.direction == "encode":
             self.entry = Reshape(g.image_shape)
         elif d.latent == "grid":
-            self.entry = Reshape((d.in_width,) + g.sizes[-1], channels_last=True)
+            self.entry = Reshape((d.grid_depth(d.in_width),) + g.sizes[-1], channels_last=True)
         else:
             self.entry = Reshape((d.in_width,))
         deconv = 0

@@ -298,8 +298,7 @@ class LatentGaussianModel:
                               latent, self.batch_norm, extra=self.condition_dim)
         decoder = ConvNetwork(geometry, decoder_class.heads(self.x_dim), self.activation,
                               "decoder", "decode", latent, self.batch_norm,
-                              in_width=self.decoder_sizes[0] if latent == "vector"
-                              else self.z_dim // (geometry.sizes[-1][0] * geometry.sizes[-1][1]))
+                              in_width=self.decoder_sizes[0])
         return encoder, decoder
 
     conv_latent = "vector"   # a conv net's latent: a vector (Dense heads) or a grid (VQ-VAE)
@@ -330,7 +329,7 @@ class LatentGaussianModel:
         """What a training step moves besides the parameters: batch norms' running
         statistics (and a posterior's own, as a VQ codebook's moving averages)."""
         return [norm for net in (pieces.encoder, pieces.decoder, pieces.prior, pieces.posterior)
-                for norm in getattr(net, "batch_norms", ())]
+                for norm in net.batch_norms]
 
     # ------------------------------------------------------------------ config
     def config(self):

@@ -52,6 +52,7 @@ class DiagonalGaussianPosterior(_NoParameters):
 
 class _DiagonalGaussianPass:
     params = grads = {}
+    batch_norms = ()     # nothing a training step moves besides the parameters
 
     def __init__(self, log_q=True):
         self.with_log_q = log_q
@@ -96,6 +97,7 @@ class PlanarFlowPosterior(_NoParameters):
 
 class _PlanarFlowPass:
     params = grads = {}
+    batch_norms = ()
 
     def __init__(self, z_dim, length):
         self.z_dim, self.length = z_dim, length
