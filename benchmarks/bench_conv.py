@@ -100,9 +100,10 @@ def load_libraries(threads):
     """Fix the thread counts, then import NumPy, numpyvae and (maybe) PyTorch."""
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
-    global np, nv, torch, best_seconds, matmul_runner
+    global np, nv, torch, best_seconds, matmul_runner, numpyvae_runner
     import numpy as np  # noqa: PLC0415
-    from timing import best_seconds, matmul_runner  # noqa: PLC0415  (beside this script)
+    from timing import (best_seconds, matmul_runner,  # noqa: PLC0415  (beside this script)
+                        numpyvae_runner)
 
     import numpyvae as nv  # noqa: PLC0415
     try:
@@ -305,22 +306,6 @@ def cross_check(options, batch, steps=3):
 
 
 # ---------------------------------------------------------------- timing
-def numpyvae_runner(model, data, batch):
-    optimizer = nv.optim.Adam(lr=LEARNING_RATE)
-    rng = np.random.default_rng(1)
-    position = [0]
-
-    def run(steps):
-        for _ in range(steps):
-            start = position[0]
-            x = data[start:start + batch]
-            position[0] = (start + batch) % (len(data) - batch + 1)
-            loss, grads = model.loss_and_grads(x, rng=rng)
-            optimizer.step(model.params, grads)
-        return float(loss)
-    return run
-
-
 def torch_runner(twin, data, batch, z_dim, vector):
     optimizer = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE, foreach=True)
     tensor = torch.from_numpy(data)
@@ -345,7 +330,7 @@ def time_case(options, batch):
     """Median ms/step of numpyvae and PyTorch, interleaved rounds (the order alternates)."""
     model = build(options)
     data = make_data(model)
-    runners = {"numpyvae": numpyvae_runner(model, data, batch)}
+    runners = {"numpyvae": numpyvae_runner(model, nv.optim.Adam(lr=LEARNING_RATE), data, batch)}
     if torch is not None:
         runners["pytorch"] = torch_runner(torch_twin(build(options)), data, batch, model.z_dim,
                                           model.conv_latent == "vector")

@@ -50,7 +50,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 from aevb_models import MODELS, matmul_shapes  # noqa: E402  (beside this script)
-from timing import best_seconds, matmul_runner  # noqa: E402
+from timing import best_seconds, matmul_runner, numpyvae_runner  # noqa: E402
 
 import numpyvae as nv  # noqa: E402
 
@@ -130,22 +130,6 @@ def time_matmuls(shapes, repeats, library="numpy"):
 
 
 # ----------------------------------------------------------------- timing
-def numpyvae_runner(model, optimizer, data, batch):
-    rng = np.random.default_rng(1)
-    data = nv.backend.to_device(data, model.xp)  # once, not per batch
-    position = [0]
-
-    def run(steps):
-        for _ in range(steps):
-            start = position[0]
-            x = data[start:start + batch]
-            position[0] = (start + batch) % (len(data) - batch + 1)
-            loss, grads = model.loss_and_grads(x, rng=rng)
-            optimizer.step(model.params, grads)
-        return float(loss)
-    return run
-
-
 def torch_runner(twin, data, batch, lr, z_dim):
     optimizer = torch.optim.Adagrad(twin.parameters(), lr=lr, eps=1e-10)
     tensor = torch.from_numpy(data)

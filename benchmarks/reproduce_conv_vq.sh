@@ -17,24 +17,7 @@ PY=${PYTHON:-python}
 HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$RUNS"
 
-# run OUT EPOCHS ARGS...: start the run, or resume it to EPOCHS (nothing to do once there).
-run() {
-  local out=$1 epochs=$2; shift 2
-  if [ -f "$out/checkpoint.npz" ]; then
-    $PY -m numpyvae.train --resume "$out" --epochs "$epochs" 2>&1 | grep -E "^(Done|error)" || true
-  else
-    $PY -m numpyvae.train --out "$out" --epochs "$epochs" "$@" 2>&1 | grep -E "^(Done|error)"
-  fi
-}
-
-# evaluate OUT ARGS...: once per training budget reached (a marker names the samples seen).
-evaluate() {
-  local out=$1; shift
-  local seen
-  seen=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['budget_samples'])" "$out/config.json")
-  [ -f "$out/.evaluated-$seen$*" ] && return 0
-  $PY -m numpyvae.evaluate "$out" "$@" 2>&1 | tail -6 && touch "$out/.evaluated-$seen$*"
-}
+source "$(cd "$(dirname "$0")" && pwd)/runs.sh"   # run, evaluate
 
 if [ "$WHAT" = vq ] || [ "$WHAT" = all ]; then
   # The Keras VQ-VAE example: its nets, K = 128 codes of 16 on a 7 x 7 grid, beta 0.25,

@@ -20,24 +20,7 @@ EVAL_N=${EVAL_N:-2000}
 PY=${PYTHON:-python}
 mkdir -p "$RUNS"
 
-# run OUT EPOCHS ARGS...: start the run, or resume it to EPOCHS (nothing to do once there).
-run() {
-  local out=$1 epochs=$2; shift 2
-  if [ -f "$out/checkpoint.npz" ]; then
-    $PY -m numpyvae.train --resume "$out" --epochs "$epochs" 2>&1 | grep -E "^(Done|error)" || true
-  else
-    $PY -m numpyvae.train --out "$out" --epochs "$epochs" "$@" 2>&1 | grep -E "^(Done|Pretrained|error)"
-  fi
-}
-
-# evaluate OUT ARGS...: once per training budget reached (a marker names the samples seen).
-evaluate() {
-  local out=$1; shift
-  local seen
-  seen=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['budget_samples'])" "$out/config.json")
-  [ -f "$out/.evaluated-$seen" ] && return 0
-  $PY -m numpyvae.evaluate "$out" "$@" 2>&1 | tail -4 && touch "$out/.evaluated-$seen"
-}
+source "$(cd "$(dirname "$0")" && pwd)/runs.sh"   # run, evaluate
 
 if [ "$WHAT" = flows ] || [ "$WHAT" = all ]; then
   # One architecture for both: two ReLU layers of 400, Glorot initialization (the paper:

@@ -1,5 +1,5 @@
-"""Timing helpers shared by the benchmarks: best-of-N wall time, and a step's matrix
-products alone. Import it after the thread counts are fixed: it loads NumPy."""
+"""Timing helpers shared by the benchmarks: best-of-N wall time, numpyvae's training
+step as a user's loop runs it, and a step's matrix products alone. Import it after the thread counts are fixed: it loads NumPy."""
 import time
 
 import numpy as np
@@ -51,4 +51,24 @@ def matmul_runner(shapes, library="numpy", worker=None, split_min_multiply_adds=
     def run():
         for task in tasks:
             task()
+    return run
+
+
+def numpyvae_runner(model, optimizer, data, batch):
+    """run(steps): that many training steps through the public API a user's loop calls
+    (loss_and_grads with the model's noise, then optimizer.step), cycling through
+    ``data`` in batches; returns the last loss."""
+    from numpyvae import backend   # noqa: PLC0415  (after the thread counts, like NumPy)
+    rng = np.random.default_rng(1)
+    data = backend.to_device(data, model.xp)  # once, not per batch
+    position = [0]
+
+    def run(steps):
+        for _ in range(steps):
+            start = position[0]
+            x = data[start:start + batch]
+            position[0] = (start + batch) % (len(data) - batch + 1)
+            loss, grads = model.loss_and_grads(x, rng=rng)
+            optimizer.step(model.params, grads)
+        return float(loss)
     return run
