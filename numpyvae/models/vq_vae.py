@@ -18,6 +18,7 @@ from .. import backend
 from ..parts.objectives import VectorQuantizedObjective
 from ..parts.posteriors import VectorQuantizedPosterior
 from ..parts.priors import UniformCodePrior
+from ..quantize import code_usage, nearest_codes
 from .base import LatentGaussianModel, Option, as_generator
 from .options import finite_number, number_at_least, optional, positive_int
 
@@ -137,7 +138,6 @@ class VQVAE(LatentGaussianModel):
     # --------------------------------------------------------------- codes
     def codes(self, x, condition=None):
         """The code of each of an example's M vectors: (N, M) integers."""
-        from ..quantize import nearest_codes   # noqa: PLC0415
         (z_e,) = self.encode(x, condition)
         codes = nearest_codes(z_e.reshape(-1, self.code_dim), self.codebook)
         return backend.to_numpy(codes).reshape(z_e.shape[0], -1)
@@ -159,7 +159,6 @@ class VQVAE(LatentGaussianModel):
     def figures(self, directory, images, labels, image_shape, rng, title=""):
         """Codebook usage over the examples: how many vectors chose each code."""
         from .. import figures   # noqa: PLC0415
-        from ..quantize import code_usage   # noqa: PLC0415
         counts, perplexity, dead = code_usage(self.codes(images), self.codebook_size)
         return [figures.code_usage(counts, perplexity, dead, directory / "code_usage.png",
                                    title=title)]

@@ -20,6 +20,7 @@ no noise and no log-density term.
 """
 from .. import backend
 from ..densities import ReparameterizedLogDensity
+from ..quantize import MovingAverageCodebook, VectorQuantize
 from ..reparameterize import Reparameterize
 
 
@@ -154,7 +155,6 @@ class VectorQuantizedPosterior:
         return (buffers if self.ema_decay else params)[CODEBOOK]
 
     def bind(self, log_q, params, grads, buffers, training):
-        from ..quantize import MovingAverageCodebook, VectorQuantize   # noqa: PLC0415
         if self.ema_decay:
             quantize = VectorQuantize(buffers[CODEBOOK])
             update = MovingAverageCodebook(quantize, buffers[EMA_NAMES[0]], buffers[EMA_NAMES[1]],
