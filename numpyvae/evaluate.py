@@ -42,20 +42,25 @@ def build_parser():
         description="Test ELBO and importance-sampled log p(x) (K = 5000, IWAE protocol) of a "
                     "run written by numpyvae.train; results go to RUN_DIR/evaluation.json.")
     add = parser.add_argument
-    add("run_dir", metavar="RUN_DIR")
-    add("--k", type=positive_int, default=5000, help="importance samples per example (5000)")
+    add("run_dir", metavar="RUN_DIR",
+        help="a run directory written by python -m numpyvae.train (its config.json and "
+             "checkpoint.npz are read; results are added to its evaluation.json)")
+    add("--k", type=positive_int, default=5000, help="importance samples K per example; default %(default)s")
     add("--n-test", type=count_or_all, default=None,
         help="importance-sample a fixed random subset of N examples (seeded by --seed), or "
              "'all' (default: all). The ELBO is also reported on the whole split")
-    add("--draws", type=positive_int, default=10, help="noise draws averaged for the ELBO (10)")
-    add("--split", default="test", help="data split (test; binarized-mnist also has valid)")
+    add("--draws", type=positive_int, default=10, help="noise draws averaged for the ELBO; default %(default)s")
+    add("--split", default="test", help="data split: test (default) or train; binarized-mnist "
+                                        "also has valid")
     add("--batch", type=positive_int, default=None,
         help="examples per importance-sampling batch (default: as many as memory allows)")
     add("--max-floats", type=positive_int, default=DEFAULT_MAX_FLOATS,
-        help="bound on one chunk's activations, in floats (%(default)s, ~40 MB in float32)")
-    add("--seed", type=non_negative_int, default=0, help="seeds the evaluation noise")
+        help="bound on one chunk's activations, in floats; default %(default)s (~40 MB in "
+             "float32)")
+    add("--seed", type=non_negative_int, default=0, help="seeds the evaluation noise and the --n-test subset; default 0")
     add("--data-dir", help="data directory (default: the run's, else $NUMPYVAE_DATA or cache)")
-    add("--backend", choices=("numpy", "cupy"), help="array backend")
+    add("--backend", choices=("numpy", "cupy"),
+        help="array backend (default numpy, or $NUMPYVAE_BACKEND)")
     add("--cluster", action="store_true",
         help="clustering accuracy (best one-to-one matching of clusters to labels) and NMI of "
              "a clustering model (vade) instead of the likelihoods; on the split, and on "

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy
 
-from . import __version__, backend, checkpoint, datasets, models, rundir
+from . import __version__, backend, checkpoint, datasets, memory, models, rundir
 from .cli import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE,  # noqa: F401
                   ArgumentParser, positive_float, positive_int)
 from .models.options import Option, cli_type
@@ -158,12 +158,15 @@ def build_parser():
         description="Train a member of the VAE family (default: AEVB, Kingma & Welling 2013) "
                     "and write a run directory with config.json, metrics.jsonl, "
                     "checkpoint.npz and figures/.",
-        epilog="Defaults per data set: frey: --hidden 200 --z-dim 10 --likelihood gaussian "
-               "(sigmoid mean, learned variance) --samples 3e6; binarized-mnist, mnist, "
-               "fashion-mnist: --hidden 500 --z-dim 20 --likelihood bernoulli --samples 1e6 "
-               "(grey MNIST is binarized afresh each minibatch). All: Adagrad --lr 0.01, "
+        epilog="Defaults per data set: " + "; ".join(
+                   f"{name}: " + _as_flags({key: value for key, value in defaults.items()
+                                            if key != "eval_size"})
+                   for name, defaults in DATASET_DEFAULTS.items()) + " (a gaussian decoder: "
+               "sigmoid mean, learned variance; grey MNIST is binarized afresh each "
+               "minibatch for a bernoulli one). All: Adagrad --lr 0.01, "
                "--batch-size 100, L = 1, N(0, 0.01^2) init, N(0, I) weight prior. "
-               f"Models: {', '.join(models.names())}. "
+               f"Models: {', '.join(models.names())}; {member_protocols()}. "
+               "--net conv: " + _as_flags(NET_DEFAULTS["conv"]) + ". "
                "Continue a run with --resume RUN_DIR [--samples N].")
     add = parser.add_argument
     add("--dataset", choices=sorted(DATASET_DEFAULTS), help="data set (required unless --resume)")
@@ -183,26 +186,62 @@ def build_parser():
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--samples", type=positive_int,
                         help="total training samples the run should have seen (e.g. 1e6); with "
-                             "--resume, the new total")
-    budget.add_argument("--epochs", type=positive_float, help="budget in passes over the training set")
+                             "--resume, the new total; default: per data set (below), or the "
+                             "member's protocol in epochs (vade)")
+    budget.add_argument("--epochs", type=positive_float,
+                        help="the budget in passes over the training set, instead of --samples")
     add("--eval-size", type=positive_int,
-        help="examples in the fixed train and test subsets evaluated at intervals (frey: all)")
+        help="examples in the fixed train and test subsets evaluated at intervals; default: "
+             + ", ".join(f"{name} {'all' if defaults['eval_size'] is None else defaults['eval_size']}"
+                         for name, defaults in DATASET_DEFAULTS.items()))
     add("--evals-per-decade", type=positive_int,
         help="evaluations per decade of samples seen (log-spaced, for the learning curve); "
              f"default {EVALS_PER_DECADE}; with --resume, from there on (recorded)")
     add("--checkpoint-seconds", type=positive_float, default=60.0,
-        help="write a checkpoint at least this often (wall clock), and at the end")
+        help="write a checkpoint at least this often (wall clock), and at the end; "
+             "default %(default)g")
     add("--data-dir", help="data directory (default: $NUMPYVAE_DATA or the user cache; "
                            "missing files are downloaded)")
     add("--out", help=f"run directory (default: {DEFAULT_RUNS_DIR}/<dataset>-<model>-z<z>-<timestamp>)")
-    add("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its checkpoint")
+    add("--resume", metavar="RUN_DIR",
+        help="continue the run in RUN_DIR (a directory this command wrote: config.json, "
+             "checkpoint.npz, metrics.jsonl, figures/) from its checkpoint, with its own "
+             "settings; --samples/--epochs set the new total")
     add("--backend", choices=("numpy", "cupy"), help="array backend (default numpy, or $NUMPYVAE_BACKEND)")
-    add("--no-figures", action="store_true", help="skip the figures at the end")
+    add("--no-figures", action="store_true", help="write no figures (default: written in "
+                                                   "RUN_DIR/figures)")
     return parser
 
 
+def _as_flags(settings):
+    """Settings as the flags that give them (False: --no-NAME where that flag exists)."""
+    negatable = {name for name, option in setting_options().items()
+                 if option.cli.get("action") is argparse.BooleanOptionalAction}
+    flags = []
+    for name, value in settings.items():
+        flag = name.replace("_", "-")
+        if value is True:
+            flags.append(f"--{flag}")
+        elif value is False:
+            flags.append(f"--no-{flag}" if name in negatable else f"(no --{flag})")
+        elif value is not None and value is not False:
+            flags.append(f"--{flag} {_format_setting(value)}")
+    return " ".join(flags)
+
+
+def member_protocols():
+    """Each member's own training protocol (its RUN_DEFAULTS), as the flags it implies."""
+    return "; ".join(f"--model {name} implies {_as_flags(models.model_class(name).RUN_DEFAULTS)}"
+                     for name in models.names() if models.model_class(name).RUN_DEFAULTS)
+
+
 def _format_setting(value):
-    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    if isinstance(value, (list, tuple)):
+        return " ".join(map(str, value))
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 100_000:
+        mantissa, exponent = f"{value:e}".split("e")     # 1250000 -> 1.25e6, as flags take it
+        return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    return str(value)
 
 
 def _given(args, name):
@@ -473,7 +512,8 @@ class Run:
     # -- metrics
     def _split_metrics(self, images, labels):
         x, condition = self.model.inputs(images, labels)
-        values = batched_metrics(self.model, x, condition, self.eval_rng, beta=self.beta)
+        batch = memory.draws_per_batch(model_draws(self.model)[0])
+        values = batched_metrics(self.model, x, condition, self.eval_rng, batch, beta=self.beta)
         return {name: float(value.mean()) for name, value in values.items()}
 
     def evaluate(self):
@@ -745,6 +785,11 @@ def load_run(run_dir, data_dir=None, eval_size=None, purpose="--resume"):
     return Run(run_dir, config, data, fresh=False, saved=saved), config
 
 
+def model_draws(model):
+    """(S, its flag): the draws per example of the model's training objective."""
+    return (model.k, "--k") if model.objective == "iwae" else (model.samples, "--mc-samples")
+
+
 def budget_from(args, n_train, default):
     if args.samples is not None:
         return args.samples
@@ -793,6 +838,11 @@ def main(argv=None):
         else:
             print(f"error: {DiskFullError(path, where)}", file=sys.stderr)
         return EXIT_DISK_FULL
+    except MemoryError as error:   # what the check before the run did not foresee
+        print(f"error: out of memory ({error or 'numpy could not allocate an array'}). Lower "
+              "--batch-size, --k or --mc-samples, or the model's size; the last checkpoint "
+              "stays in the run directory.", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("Aborted. Any checkpoint written before stays in the run directory.", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -858,14 +908,19 @@ def _start(args, locks):
     protocol_epochs = model_class.RUN_DEFAULTS.get("epochs")
     budget = budget_from(args, data.n_train, DATASET_DEFAULTS[args.dataset]["samples"]
                          if protocol_epochs is None else int(protocol_epochs * data.n_train))
-    try:
-        model = model_class(**model_options(settings, data))  # validates, and normalizes
-    except ValueError as error:
-        raise UsageError(str(error)) from None
     if settings["batch_norm"] and settings["batch_size"] < 2:
         raise UsageError("--batch-norm with --batch-size 1 normalizes every unit over a single "
                          "example, which sets it to its shift: nothing can be learned. Use "
                          "--batch-size 2 or more (the Chen thesis: 128), or drop --batch-norm.")
+    options = model_options(settings, data)
+    try:
+        memory.check_parameters(model_class, options)   # before allocating them
+        model = model_class(**options)  # validates, and normalizes
+        draws, draws_flag = model_draws(model)
+        memory.check_step(model, data.x_train, data.train_labels, settings["batch_size"],
+                          draws, draws_flag)
+    except (ValueError, MemoryError) as error:
+        raise UsageError(str(error)) from None
     if data.binary and model.likelihood != "bernoulli":
         warn(f"{args.dataset} is binary here (0s and 1s), and a continuous {model.likelihood} "
              "density on it grows without bound as its variance shrinks: its \"log p(x)\" can "

@@ -340,7 +340,8 @@ def test_warmup_as_the_training_command_applies_it(tmp_path, monkeypatch):
     assert train(*TINY, "--beta", 2, "--beta-warmup", 600, "--samples", 1000, "--out", run,
                  "--no-figures") == 0
     expected = [2.0 * min(1.0, 100 * step / 600) for step in range(10)]   # batch 100
-    assert passed == pytest.approx(expected, rel=1e-15, abs=0)
+    steps = [beta for beta in passed if beta is not None]   # None: the memory check's probes
+    assert steps == pytest.approx(expected, rel=1e-15, abs=0)
     records = read_metrics(run)
     assert {r["samples_seen"] for r in records} >= {600, 1000}
     assert any(0 < r["samples_seen"] < 600 for r in records)
