@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, checkpoint, datasets, models, rundir
+from . import backend, checkpoint, datasets, rundir, runconfig
 from .marginal_likelihood import DEFAULT_MAX_FLOATS, log_marginal_likelihood, metric_draws
 from .progress import ProgressBar
-from .rundir import EVALUATION_NAME, UsageError, read_config
+from .rundir import EVALUATION_NAME, RunFileError, UsageError
 from .cli import EXIT_DISK_FULL, EXIT_USAGE, ArgumentParser, non_negative_int, positive_int
 
 
@@ -68,13 +68,16 @@ def build_parser():
 
 
 def load_model(run_dir):
-    """The model of a run directory, with its checkpoint's parameters, and its config."""
-    config = read_config(run_dir, purpose="evaluate")
+    """The model of a run directory, with its checkpoint's parameters, and its config.
+    Only reads. A config.json or checkpoint that numpyvae did not write so raises
+    RunFileError (a UsageError and a ValueError), one line naming the file and the key."""
+    config = runconfig.read_run(run_dir, purpose="evaluate")
+    model = runconfig.build_model(config, Path(run_dir) / rundir.CONFIG_NAME)
     where = Path(run_dir) / checkpoint.CHECKPOINT_NAME
     try:
-        params, _, meta, arrays = checkpoint.load(where)
+        params, _, meta, arrays = checkpoint.load_run_checkpoint(where)
     except checkpoint.CheckpointError as error:
-        raise UsageError(str(error)) from None
+        raise RunFileError(str(error)) from None
     rundir.check_checkpoint(meta, config, where)
     broken = [name for name, value in params.items() if not numpy.all(numpy.isfinite(value))]
     if broken:
@@ -82,7 +85,6 @@ def load_model(run_dir):
                          f"{', ...' if len(broken) > 3 else ''}): the run diverged before it "
                          "was saved; resume from an earlier checkpoint or train again.")
     try:
-        model = models.create(rundir.model_name(config), **config["model"])
         model.params.assign(params)
         model.buffers.assign(checkpoint.buffers_from(arrays))
     except ValueError as error:
@@ -215,6 +217,9 @@ def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None)
     from .quantize import code_usage
 
     model, config, meta = load_model(run_dir)
+    if not hasattr(model, "codes"):
+        raise UsageError(f"--codes needs a VQ model (vq-vae); {run_dir} holds a "
+                         f"{rundir.model_name(config)} model: evaluate it without --codes.")
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
     stream = sys.stderr if stream is None else stream
     images, labels = load_split(config, split, data_dir, 0)

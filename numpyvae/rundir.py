@@ -11,7 +11,8 @@ What this module guarantees: every file is written whole or not at all (a tempor
 file in the same directory, fsync, then rename); a torn last line of metrics.jsonl
 (a crash mid-append) is dropped on reading, with a note; orphaned temporaries of a
 killed process are removed; one process at a time trains in a directory; a full disk
-is reported in one line with what to do.
+is reported in one line with what to do. What config.json holds is checked by
+numpyvae.runconfig.
 """
 import contextlib
 import errno
@@ -41,6 +42,11 @@ class UsageError(Exception):
 
 class RunLockedError(UsageError):
     """Another live process holds the run directory."""
+
+
+class RunFileError(UsageError, ValueError):
+    """A file of a run directory is not what numpyvae writes (edited by hand, or damaged);
+    the message (one line) names the file and what is wrong in it."""
 
 
 class DiskFullError(Exception):
@@ -85,7 +91,8 @@ def write_json(path, value):
 
 
 def read_config(run_dir, purpose="--resume"):
-    """config.json of a run directory; ``purpose`` names the command in messages."""
+    """config.json of a run directory as JSON; ``purpose`` names the command in messages.
+    What it holds is checked by numpyvae.runconfig (``read_run``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"{purpose} {run_dir}: no such directory.")
@@ -98,9 +105,6 @@ def read_config(run_dir, purpose="--resume"):
                          "Is this a run directory written by numpyvae.train?") from None
     except json.JSONDecodeError as error:
         raise UsageError(f"{purpose} {run_dir}: {CONFIG_NAME} is not valid JSON ({error}).") from None
-    if not {"dataset", "settings", "model"} <= set(config):
-        raise UsageError(f"{purpose} {run_dir}: {CONFIG_NAME} lacks dataset/settings/model; "
-                         "not a numpyvae.train run directory.")
     return config
 
 
