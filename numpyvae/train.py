@@ -781,6 +781,7 @@ def main(argv=None):
         args.run_dir = run_dir   # known once chosen: named in disk-full messages
         if run_dir is not None:
             runconfig.read_run(run_dir)      # a clear message before locking a non-run
+            # A read-only run refuses the lock: one line with how to resume a copy.
             locks.append(rundir.RunLock(run_dir, warn).acquire())
         return _run(args, locks)
     except (UsageError, backend.BackendError) as error:
@@ -790,9 +791,13 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DISK_FULL
     except OSError as error:   # any other write that hits a full disk (figures, ...)
+        where = getattr(args, "run_dir", None)
+        if rundir.is_not_writable(error) and where is not None:   # a file made read-only
+            reason = f"writing {error.filename}: {error.strerror}"
+            print(f"error: {rundir.not_writable_message(where, reason)}", file=sys.stderr)
+            return EXIT_USAGE
         if not rundir.is_disk_full(error):
             raise
-        where = getattr(args, "run_dir", None)
         path = error.filename or where
         if path is None:
             print(f"error: the disk is full ({error.strerror}). Free some space, then run "

@@ -1,11 +1,20 @@
-"""Run files edited by hand (issue 17, item 6).
+"""Run files edited by hand, and run directories that cannot be written (issue 17,
+items 6 and 7).
 
-Each corruption of config.json or of the checkpoint's metadata is one line that names the
-file and the key, from every entry point that reads a run: ``--resume``,
+Item 6: each corruption of config.json or of the checkpoint's metadata is one line that
+names the file and the key, from every entry point that reads a run: ``--resume``,
 ``numpyvae.evaluate`` (default, ``--codes``, ``--cluster``; exit 2) and ``numpyvae.load``
-(an exception).
+(an exception). Item 7: on a read-only run directory, evaluate prints its result and then
+one line saying what it could not write and where it could go (``--results FILE``);
+``--resume`` says in one line how to continue (copy the directory); ``numpyvae.load``
+works. Root ignores file permissions, so under root the read-only directory is simulated:
+every write under it fails with EACCES, as it would for another user.
 """
+import builtins
+import errno
+import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -212,3 +221,167 @@ def test_what_numpyvae_writes_passes_the_check(tmp_path):
             budget_samples=100, eval=dict(eval_size=50, evals_per_decade=8))))
         runconfig.check_config(config, tmp_path / "config.json")
         assert runconfig.build_model(config, tmp_path / "config.json").config() == model.config()
+
+
+# ------------------------------------------------------------ read-only run dirs
+def _writes(mode_or_flags):
+    if isinstance(mode_or_flags, str):
+        return any(letter in mode_or_flags for letter in "wax+")
+    return bool(mode_or_flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND
+                                 | os.O_TRUNC))
+
+
+@pytest.fixture
+def read_only(monkeypatch):
+    """make(directory): chmod -R a-w, and under root (whom permissions do not stop)
+    every write under it refused with EACCES, as the kernel refuses another user."""
+    made = []
+
+    def make(directory):
+        directory = Path(directory).resolve()
+        for path in [directory, *directory.rglob("*")]:
+            path.chmod(path.stat().st_mode & ~0o222)
+        made.append(directory)
+        if os.geteuid() != 0:
+            return directory
+
+        def inside(path):
+            try:
+                return Path(os.fsdecode(path)).resolve().is_relative_to(directory)
+            except TypeError:      # a file descriptor
+                return False
+
+        def refuse(path):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+        def guard(real, writes):
+            def guarded(path, *args, **kwargs):
+                if inside(path) and writes(args, kwargs):
+                    refuse(path)
+                return real(path, *args, **kwargs)
+            return guarded
+        opens = guard(builtins.open, lambda a, k: _writes(a[0] if a else k.get("mode", "r")))
+        monkeypatch.setattr(builtins, "open", opens)
+        monkeypatch.setattr(io, "open", opens)
+        monkeypatch.setattr(os, "open", guard(os.open, lambda a, k: _writes(a[0])))
+        for name in ("mkdir", "unlink", "remove", "rmdir"):
+            monkeypatch.setattr(os, name, guard(getattr(os, name), lambda a, k: True))
+        for name in ("replace", "rename"):
+            real = getattr(os, name)
+            monkeypatch.setattr(os, name, lambda source, target, _real=real, **kwargs: (
+                refuse(source if inside(source) else target)
+                if inside(source) or inside(target) else _real(source, target, **kwargs)))
+        return directory
+    yield make
+    for directory in made:
+        for path in [directory, *directory.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)
+
+
+def _snapshot(directory):
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir())}
+
+
+def test_the_read_only_simulation_refuses_writes(run, read_only):
+    """The fixture itself: writes under the directory fail, reads do not."""
+    read_only(run)
+    with pytest.raises(PermissionError):
+        open(run / "new", "w")
+    with pytest.raises(PermissionError):
+        (run / "config.json").write_text("{}")
+    assert json.loads((run / "config.json").read_text())["dataset"] == "frey"
+
+
+def test_evaluate_on_a_read_only_run_prints_the_result_then_one_line(run, read_only, capsys):
+    """Item 7: the number is printed, then one line names the file it could not write and
+    --results; exit 2 and nothing written."""
+    before = _snapshot(run)
+    read_only(run)
+    capsys.readouterr()
+    assert evaluate_main([str(run), "--k", "3", "--draws", "1", "--n-test", "10"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    (error,) = [line for line in lines if line.startswith("error:")]
+    assert error == lines[-1]
+    assert f"cannot write {run / 'evaluation.json'}" in error and "--results FILE" in error
+    assert f"cp -r {run} " in error
+    printed = "\n".join(lines[:-1])
+    assert "log p(x) (IS, K=3)" in printed and "nats" in printed
+    assert "Written to" not in printed
+    assert _snapshot(run) == before
+
+
+def test_the_python_api_keeps_the_result_it_could_not_write(run, read_only, capsys):
+    """evaluate() raises ResultsNotSaved, one line, holding the result it printed."""
+    from numpyvae.evaluate import ResultsNotSaved, evaluate
+    read_only(run)
+    with pytest.raises(ResultsNotSaved) as raised:
+        evaluate(run, k=3, draws=1, n_test=10)
+    assert raised.value.result["complete"] and raised.value.result["k"] == 3
+    assert "\n" not in str(raised.value)
+    assert f"{raised.value.result['log_likelihood']:10.3f}" in capsys.readouterr().err
+
+
+def test_results_elsewhere_keep_a_read_only_run_evaluable(run, read_only, tmp_path, capsys):
+    """--results FILE adds the result to FILE (as evaluation.json would hold it) and
+    writes nothing in the run directory; a second evaluation adds to the same file."""
+    before = _snapshot(run)
+    read_only(run)
+    results = tmp_path / "elsewhere" / "results.json"
+    results.parent.mkdir()
+    for k in ("3", "4"):
+        assert evaluate_main([str(run), "--k", k, "--draws", "1", "--n-test", "10",
+                              "--results", str(results)]) == 0
+    assert f"Written to {results}" in capsys.readouterr().err
+    stored = json.loads(results.read_text())
+    assert sorted(result["k"] for result in stored["results"].values()) == [3, 4]
+    assert all(result["complete"] for result in stored["results"].values())
+    assert _snapshot(run) == before
+
+
+def test_resume_of_a_read_only_run_says_to_copy_it(run, read_only, capsys):
+    """Item 7: --resume on a read-only directory: one line with the copy command; the
+    run untouched, no lock left."""
+    before = _snapshot(run)
+    read_only(run)
+    capsys.readouterr()
+    assert train_main(["--resume", str(run), "--samples", "400", "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: cannot write in {run}"), err
+    assert f"cp -r {run} NEW && python -m numpyvae.train --resume NEW" in lines[0]
+    assert _snapshot(run) == before
+
+
+def test_a_read_only_figures_directory_is_one_line(run, read_only, capsys):
+    """A write that fails for permissions after training (the figures) is one line with
+    what could not be written; the checkpoint of the new budget is kept."""
+    (run / "figures").mkdir()
+    read_only(run / "figures")
+    capsys.readouterr()
+    assert train_main(["--resume", str(run), "--samples", "300"]) == 2
+    (line,) = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert line.startswith(f"error: cannot write in {run} (writing {run / 'figures'}")
+    assert "Permission denied" in line and f"cp -r {run} NEW" in line
+    assert checkpoint.load(run / "checkpoint.npz")[2]["samples_seen"] == 300
+
+
+def test_a_copy_of_a_read_only_run_resumes(run, read_only, tmp_path):
+    """The advice works: the copy (writable again, as cp -r makes it for its owner)
+    resumes to the new budget."""
+    read_only(run)
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    for path in [copy, *copy.rglob("*")]:
+        path.chmod(path.stat().st_mode | 0o200)
+    assert train_main(["--resume", str(copy), "--samples", "400", "--no-figures"]) == 0
+    assert checkpoint.load(copy / "checkpoint.npz")[2]["samples_seen"] == 400
+
+
+def test_load_of_a_read_only_run_works(run, read_only):
+    """Item 7: numpyvae.load only reads."""
+    params = checkpoint.load(run / "checkpoint.npz")[0]
+    read_only(run)
+    model = nv.load(run)
+    assert all(numpy.array_equal(model.params[name], params[name]) for name in params)
