@@ -27,6 +27,9 @@ def load(run_dir):
     """The trained model of a run directory written by ``python -m numpyvae.train``, any
     member: rebuilt from its config.json, with its checkpoint's parameters and batch-norm
     statistics, the checkpoint checked against the config (another model's, or non-finite
-    parameters, are refused in one line: ``numpyvae.rundir.UsageError``)."""
+    parameters, are refused in one line: ``numpyvae.rundir.UsageError``). A config.json or
+    checkpoint metadata that numpyvae did not write so (edited by hand, damaged) raises
+    ``numpyvae.rundir.RunFileError``, also a ValueError, naming the file and the key. It
+    only reads: a read-only run directory loads."""
     from .evaluate import load_model   # noqa: PLC0415
     return load_model(run_dir)[0]

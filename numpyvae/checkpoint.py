@@ -14,6 +14,7 @@ atomic, so a crash, a Ctrl-C or a full disk mid-write leaves either the old comp
 checkpoint or the new complete one, never a torn file.
 """
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -22,6 +23,11 @@ import numpy
 
 CHECKPOINT_NAME = "checkpoint.npz"
 FORMAT_VERSION = 1
+# What the meta of a training run's checkpoint holds (train.Run.save), by what it must be.
+META_FIELDS = {"samples_seen": "a count", "step": "a count", "position": "a count",
+               "wall_seconds": "a number", "rng": "an object of generator states"}
+DAMAGED = ("the checkpoint is damaged or was edited: restore it from a copy, or start a "
+           "new run")
 
 
 class CheckpointError(RuntimeError):
@@ -90,11 +96,49 @@ def load(path):
         raise CheckpointError(f"Cannot read checkpoint {path}: {error}") from None
     if "meta" not in contents:
         raise CheckpointError(f"{path} is not a numpyvae checkpoint (no 'meta' entry).")
-    meta = json.loads(str(contents.pop("meta")))
+    meta = read_meta(str(contents.pop("meta")), path)
     params, optimizer_state, arrays = {}, {}, {}
     for key, value in contents.items():
         kind, _, name = key.partition("/")
         {"param": params, "optim": optimizer_state, "array": arrays}.get(kind, arrays)[name] = value
+    return params, optimizer_state, meta, arrays
+
+
+def _is(value, what):
+    """Whether a meta value read from JSON is ``what`` (META_FIELDS' words)."""
+    if isinstance(value, bool):
+        return False
+    if what == "a count":
+        return isinstance(value, int) and value >= 0
+    if what == "a number":
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    return isinstance(value, dict)
+
+
+def read_meta(text, path):
+    """The metadata of the checkpoint at ``path`` from its JSON ``text`` (an object), or
+    a one-line CheckpointError."""
+    try:
+        meta = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path}: its metadata is not JSON ({error}); {DAMAGED}.") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: its metadata is {type(meta).__name__}, not a JSON "
+                              f"object; {DAMAGED}.")
+    return meta
+
+
+def load_run_checkpoint(path):
+    """``load`` of a training run's checkpoint, whose meta must hold every field of
+    META_FIELDS, each of its kind (else a one-line CheckpointError naming it)."""
+    params, optimizer_state, meta, arrays = load(path)
+    for name, what in META_FIELDS.items():
+        if name not in meta:
+            raise CheckpointError(f"{path}: its metadata lacks {name}, which every checkpoint "
+                                  f"of a run holds; {DAMAGED}.")
+        if not _is(meta[name], what):
+            raise CheckpointError(f"{path}: its metadata's {name} is {json.dumps(meta[name])}, "
+                                  f"but it must be {what}; {DAMAGED}.")
     return params, optimizer_state, meta, arrays
 
 

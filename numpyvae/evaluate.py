@@ -11,9 +11,10 @@ Two numbers per test example, averaged over the test set:
   computed in chunks of draws so memory stays bounded (numpyvae.marginal_likelihood).
 
 For a conditional model both are of log p(x|c) (the CVAE's label, the quadrant CVAE's
-given quadrant). Results are printed and added to RUN_DIR/evaluation.json, keyed by
-what was evaluated (split, K, subset, seed), so evaluating another split or K keeps the
-earlier results.
+given quadrant). Results are printed and added to RUN_DIR/evaluation.json (or the file of
+``--results``), keyed by what was evaluated (split, K, subset, seed), so evaluating
+another split or K keeps the earlier results. A result that cannot be written (a
+read-only run directory) is printed all the same, then one line says where it could go.
 """
 import json
 import math
@@ -23,10 +24,10 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, checkpoint, datasets, models, rundir
+from . import backend, checkpoint, datasets, rundir, runconfig
 from .marginal_likelihood import DEFAULT_MAX_FLOATS, log_marginal_likelihood, metric_draws
 from .progress import ProgressBar
-from .rundir import EVALUATION_NAME, UsageError, read_config
+from .rundir import EVALUATION_NAME, RunFileError, UsageError
 from .cli import EXIT_DISK_FULL, EXIT_USAGE, ArgumentParser, non_negative_int, positive_int
 
 
@@ -57,8 +58,12 @@ def build_parser():
     add("--max-floats", type=positive_int, default=DEFAULT_MAX_FLOATS,
         help="bound on one chunk's activations, in floats; default %(default)s (~40 MB in "
              "float32)")
-    add("--seed", type=non_negative_int, default=0, help="seeds the evaluation noise and the --n-test subset; default 0")
+    add("--seed", type=non_negative_int, default=0,
+        help="seeds the evaluation noise and the --n-test subset; default 0")
     add("--data-dir", help="data directory (default: the run's, else $NUMPYVAE_DATA or cache)")
+    add("--results", metavar="FILE",
+        help="add the results to FILE instead of RUN_DIR/evaluation.json (same format, "
+             "locked the same way): for a run directory you cannot write")
     add("--backend", choices=("numpy", "cupy"),
         help="array backend (default numpy, or $NUMPYVAE_BACKEND)")
     add("--cluster", action="store_true",
@@ -73,13 +78,16 @@ def build_parser():
 
 
 def load_model(run_dir):
-    """The model of a run directory, with its checkpoint's parameters, and its config."""
-    config = read_config(run_dir, purpose="evaluate")
+    """The model of a run directory, with its checkpoint's parameters, and its config.
+    Only reads. A config.json or checkpoint that numpyvae did not write so raises
+    RunFileError (a UsageError and a ValueError), one line naming the file and the key."""
+    config = runconfig.read_run(run_dir, purpose="evaluate")
+    model = runconfig.build_model(config, Path(run_dir) / rundir.CONFIG_NAME)
     where = Path(run_dir) / checkpoint.CHECKPOINT_NAME
     try:
-        params, _, meta, arrays = checkpoint.load(where)
+        params, _, meta, arrays = checkpoint.load_run_checkpoint(where)
     except checkpoint.CheckpointError as error:
-        raise UsageError(str(error)) from None
+        raise RunFileError(str(error)) from None
     rundir.check_checkpoint(meta, config, where)
     broken = [name for name, value in params.items() if not numpy.all(numpy.isfinite(value))]
     if broken:
@@ -87,7 +95,6 @@ def load_model(run_dir):
                          f"{', ...' if len(broken) > 3 else ''}): the run diverged before it "
                          "was saved; resume from an earlier checkpoint or train again.")
     try:
-        model = models.create(rundir.model_name(config), **config["model"])
         model.params.assign(params)
         model.buffers.assign(checkpoint.buffers_from(arrays))
     except ValueError as error:
@@ -117,13 +124,16 @@ def subset_indices(n_examples, n_test, seed):
 
 
 def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
-             max_floats=DEFAULT_MAX_FLOATS, seed=0, data_dir=None, stream=None):
-    """Compute, print and save the evaluation of RUN_DIR; returns the result dict."""
+             max_floats=DEFAULT_MAX_FLOATS, seed=0, data_dir=None, stream=None, results=None):
+    """Compute, print and save the evaluation of RUN_DIR (into ``results``, default
+    RUN_DIR/evaluation.json); returns the result dict (ResultsNotSaved holds it when the
+    file cannot be written)."""
     model, config, meta = load_model(run_dir)
     if hasattr(model, "codes"):
         print("A VQ model's q is deterministic, so importance sampling adds nothing: "
               "evaluating its codes (--codes).", file=sys.stderr if stream is None else stream)
-        return evaluate_codes(run_dir, split=split, data_dir=data_dir, stream=stream)
+        return evaluate_codes(run_dir, split=split, data_dir=data_dir, stream=stream,
+                              results=results)
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
     images, labels = load_split(config, split, data_dir, seed)
     if n_test is not None and n_test > len(images):
@@ -156,13 +166,17 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         elbo=float(elbo.mean()), elbo_whole_split=float(elbo_all.mean()),
         whole_split_examples=len(elbo_all), elbo_seconds=elbo_seconds,
         log_likelihood=None, complete=False, quantity=model.evidence_label)
-    save_result(run_dir, elbo_result, stream)    # kept if the long part below is stopped
+    # Saved now, so that it is kept if the long part below is stopped.
+    unwritable = save_or_reason(run_dir, elbo_result, stream, results)
     # One importance weight costs about one ELBO draw: the ELBO's pace predicts the rest.
     pace = len(elbo_all) * draws / max(elbo_seconds, 1e-9)
     print(f"{model.evidence_label} by importance sampling: {n} examples x K = {k} = "
           f"{n * k:.3g} weights, about {format_seconds(n * k / pace)} at this pace"
           + ("" if n < 2000 else f" (--n-test {max(n // 10, 1)} takes a tenth of it)")
-          + "; Ctrl-C keeps the ELBO, which is saved.", file=stream)
+          + ("; Ctrl-C keeps the ELBO, which is saved." if unwritable is None else
+             f"; {results_path(run_dir, results)} cannot be written ({unwritable}): the "
+             "result will be printed, not saved (--results FILE saves it elsewhere)."),
+          file=stream)
 
     bar = ProgressBar(n * k, unit="weights", label=f"{model.evidence_label}, K={k}", stream=stream)
     start = time.monotonic()
@@ -188,7 +202,6 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         fixed_binarization=bool(config.get("dynamic_binarization")),
         quantity=model.evidence_label, complete=True,
     )
-    path = save_result(run_dir, result, stream)
 
     def plus_minus(mean, error):
         return f"{mean:10.3f}" + ("" if error is None else f" ± {error:.3f}")
@@ -199,7 +212,8 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
           f"{plus_minus(result['elbo'], result['elbo_standard_error'])} nats\n"
           f"  {label} (IS, K={k})  "
           f"{plus_minus(result['log_likelihood'], result['log_likelihood_standard_error'])} nats  "
-          f"({is_seconds:.1f} s)\nWritten to {path}", file=stream)
+          f"({is_seconds:.1f} s)", file=stream)
+    keep(run_dir, result, stream, results)
     return result
 
 
@@ -212,7 +226,7 @@ def format_seconds(seconds):
     return f"{seconds / 3600:.1f} h"
 
 
-def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None):
+def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None, results=None):
     """What users of a VQ model look at, over the whole split: the reconstruction's mean
     squared error per pixel and -log p(x|z_q) in nats, the codebook's perplexity and
     dead codes over the split (a batch's perplexity depends on its size), and the bound
@@ -220,6 +234,9 @@ def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None)
     from .quantize import code_usage
 
     model, config, meta = load_model(run_dir)
+    if not hasattr(model, "codes"):
+        raise UsageError(f"--codes needs a VQ model (vq-vae); {run_dir} holds a "
+                         f"{rundir.model_name(config)} model: evaluate it without --codes.")
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
     stream = sys.stderr if stream is None else stream
     images, labels = load_split(config, split, data_dir, 0)
@@ -245,7 +262,6 @@ def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None)
                   codes_per_example=int(model.code_count), codebook_size=int(model.codebook_size),
                   perplexity=perplexity, dead_codes=dead,
                   seconds=round(time.monotonic() - start, 1))
-    path = save_result(run_dir, result, stream)
     print(f"{config['dataset']} {split} ({len(mse)} examples, after {result['samples_seen']} "
           f"training samples):\n"
           f"  reconstruction MSE per pixel  {result['mse_per_pixel']:.5f}\n"
@@ -253,7 +269,8 @@ def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None)
           f"  bound log p(x|z_q) - M log K  {result['bound']:.3f} nats (M = {model.code_count}, "
           f"K = {model.codebook_size})\n"
           f"  codebook perplexity           {perplexity:.2f} of {model.codebook_size} "
-          f"({dead} dead codes)\nWritten to {path}", file=stream)
+          f"({dead} dead codes)", file=stream)
+    keep(run_dir, result, stream, results)
     return result
 
 
@@ -267,7 +284,7 @@ def cluster_assignments(model, images, labels, batch=1000):
     return numpy.concatenate(parts)
 
 
-def evaluate_clustering(run_dir, split="test", data_dir=None, stream=None):
+def evaluate_clustering(run_dir, split="test", data_dir=None, stream=None, results=None):
     """Accuracy under the best matching of clusters to labels, and NMI, of RUN_DIR's
     clustering model on ``split`` (and on train + test pooled for a pooled run)."""
     from .inference.clustering import cluster_accuracy, normalized_mutual_information
@@ -301,8 +318,7 @@ def evaluate_clustering(run_dir, split="test", data_dir=None, stream=None):
               f"{100 * accuracy:.2f}%, NMI {nmi:.4f}, {result[name]['clusters_used']} clusters "
               "used", file=stream)
     result["n_examples"] = result[split]["examples"]
-    path = save_result(run_dir, result, stream)
-    print(f"Written to {path}", file=stream)
+    keep(run_dir, result, stream, results)
     return result
 
 
@@ -315,11 +331,16 @@ def result_key(result):
             f"-at{result['samples_seen']}")
 
 
-def read_results(run_dir, damaged=None):
-    """Every result in RUN_DIR/evaluation.json, by key ({} when there is none). A file
-    that cannot be read as results is ``damaged(reason)``'s to handle (default: an error;
-    nothing recorded is ever dropped silently)."""
-    path = Path(run_dir) / EVALUATION_NAME
+def results_path(run_dir, results=None):
+    """Where results go: ``results`` (--results FILE), else RUN_DIR/evaluation.json."""
+    return Path(results) if results is not None else Path(run_dir) / EVALUATION_NAME
+
+
+def read_results(run_dir, damaged=None, results=None):
+    """Every result in RUN_DIR/evaluation.json (or ``results``), by key ({} when there is
+    none). A file that cannot be read as results is ``damaged(reason)``'s to handle
+    (default: an error; nothing recorded is ever dropped silently)."""
+    path = results_path(run_dir, results)
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -342,17 +363,50 @@ def read_results(run_dir, damaged=None):
     return {}
 
 
-def save_result(run_dir, result, stream=None):
-    """Add ``result`` to evaluation.json under its key (replacing only the same key),
-    under a lock so that evaluations at the same time keep each other's results. A
-    damaged file is kept aside under another name, with a line that says so."""
-    path = Path(run_dir) / EVALUATION_NAME
+def save_result(run_dir, result, stream=None, results=None):
+    """Add ``result`` to evaluation.json (or ``results``) under its key (replacing only
+    the same key), under a lock so that evaluations at the same time keep each other's
+    results. A damaged file is kept aside under another name, with a line that says so."""
+    path = results_path(run_dir, results)
     warn = (lambda message: print(message, file=stream or sys.stderr))
-    with rundir.evaluation_lock(run_dir):
-        results = read_results(run_dir, damaged=lambda reason: rundir.set_aside(path, reason, warn))
+    with rundir.evaluation_lock(path):
+        stored = read_results(run_dir, lambda reason: rundir.set_aside(path, reason, warn), path)
         key = result_key(result)
-        results[key] = result
-        rundir.write_json(path, {"latest": key, "results": results})
+        stored[key] = result
+        rundir.write_json(path, {"latest": key, "results": stored})
+    return path
+
+
+class ResultsNotSaved(UsageError):
+    """A result was computed and printed, but its file cannot be written (a read-only run
+    directory): the message says where it could go; ``result`` holds it."""
+
+    def __init__(self, path, run_dir, reason, result):
+        self.path, self.result = path, result
+        super().__init__(f"cannot write {path} ({reason}): the result above is not saved. "
+                         "To keep it, evaluate again with --results FILE (a file you can "
+                         f"write), or copy the run (cp -r {run_dir} NEW) and evaluate the copy.")
+
+
+def save_or_reason(run_dir, result, stream=None, results=None):
+    """save_result, or why the results file cannot be written (None once saved)."""
+    try:
+        save_result(run_dir, result, stream, results)
+    except OSError as error:
+        if not rundir.is_not_writable(error):
+            raise
+        return error.strerror
+    return None
+
+
+def keep(run_dir, result, stream, results=None):
+    """Save a result that was printed and say where; where the file cannot be written,
+    raise ResultsNotSaved (one line: what could not be written, where it could go)."""
+    path = results_path(run_dir, results)
+    reason = save_or_reason(run_dir, result, stream, results)
+    if reason is not None:
+        raise ResultsNotSaved(path, run_dir, reason, result)
+    print(f"Written to {path}", file=stream)
     return path
 
 
@@ -362,24 +416,27 @@ def main(argv=None):
         if args.backend is not None:
             backend.set_backend(args.backend)
         if args.cluster:
-            evaluate_clustering(args.run_dir, split=args.split, data_dir=args.data_dir)
+            evaluate_clustering(args.run_dir, split=args.split, data_dir=args.data_dir,
+                                results=args.results)
         elif args.codes:
-            evaluate_codes(args.run_dir, split=args.split, data_dir=args.data_dir)
+            evaluate_codes(args.run_dir, split=args.split, data_dir=args.data_dir,
+                           results=args.results)
         else:
             evaluate(args.run_dir, k=args.k, n_test=args.n_test, draws=args.draws,
                      split=args.split, batch=args.batch, max_floats=args.max_floats,
-                     seed=args.seed, data_dir=args.data_dir)
+                     seed=args.seed, data_dir=args.data_dir, results=args.results)
     except (UsageError, backend.BackendError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except rundir.DiskFullError as error:
         print(f"error: the disk holding {error.run_dir} is full (writing {error.path} failed "
-              f"with ENOSPC); {EVALUATION_NAME} keeps its earlier results. Free some space "
+              f"with ENOSPC); {error.path.name} keeps its earlier results. Free some space "
               "on that disk (or quota), then run the evaluation again.", file=sys.stderr)
         return EXIT_DISK_FULL
     except KeyboardInterrupt:
-        print(f"Interrupted: what was finished is in {EVALUATION_NAME} (an ELBO whose "
-              "importance sampling was stopped has log_likelihood null).", file=sys.stderr)
+        print(f"Interrupted: what was finished and saved is in "
+              f"{results_path(args.run_dir, args.results)} (an ELBO whose importance "
+              "sampling was stopped has log_likelihood null).", file=sys.stderr)
         return 130
     return 0
 

@@ -10,8 +10,9 @@
 What this module guarantees: every file is written whole or not at all (a temporary
 file in the same directory, fsync, then rename); a torn last line of metrics.jsonl
 (a crash mid-append) is dropped on reading, with a note; orphaned temporaries of a
-killed process are removed; one process at a time trains in a directory; a full disk
-is reported in one line with what to do.
+killed process are removed; one process at a time trains in a directory; a full disk,
+and a directory that cannot be written, are reported in one line with what to do. What
+config.json holds is checked by numpyvae.runconfig.
 """
 import contextlib
 import errno
@@ -43,6 +44,20 @@ class RunLockedError(UsageError):
     """Another live process holds the run directory."""
 
 
+class RunFileError(UsageError, ValueError):
+    """A file of a run directory is not what numpyvae writes (edited by hand, or damaged);
+    the message (one line) names the file and what is wrong in it."""
+
+
+class NotWritableError(UsageError):
+    """A run directory cannot be written (read-only, or another user's); the message
+    (one line) says how to go on."""
+
+    def __init__(self, path, run_dir, reason):
+        self.path, self.run_dir, self.reason = Path(path), Path(run_dir), reason
+        super().__init__(not_writable_message(self.run_dir, reason))
+
+
 class DiskFullError(Exception):
     """A write of ``path`` in ``run_dir`` failed because the disk (or quota) is full;
     the message (one line) says what to do."""
@@ -69,6 +84,24 @@ def disk_full_message(path, run_dir):
             f"{then}")
 
 
+def is_not_writable(error):
+    """Whether an OSError says that a directory or file may not be written (permissions,
+    a read-only file system), rather than that something failed."""
+    return isinstance(error, PermissionError) or (
+        isinstance(error, OSError) and error.errno == errno.EROFS)
+
+
+def not_writable_message(run_dir, reason):
+    """One line: that ``run_dir`` cannot be written, and how to go on (a run: resume a
+    copy of it; before a checkpoint exists: another --out)."""
+    if (Path(run_dir) / CHECKPOINT_NAME).exists():
+        then = ("to continue the run, copy it and resume the copy: cp -r "
+                f"{run_dir} NEW && python -m numpyvae.train --resume NEW")
+    else:
+        then = "choose another --out"
+    return f"cannot write in {run_dir} ({reason}): {then}"
+
+
 def write_atomic(path, text):
     """Write ``text`` to ``path`` whole or not at all (checkpoint.write_atomically).
     A full disk raises DiskFullError (the old file, if any, is intact)."""
@@ -85,7 +118,8 @@ def write_json(path, value):
 
 
 def read_config(run_dir, purpose="--resume"):
-    """config.json of a run directory; ``purpose`` names the command in messages."""
+    """config.json of a run directory as JSON; ``purpose`` names the command in messages.
+    What it holds is checked by numpyvae.runconfig (``read_run``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UsageError(f"{purpose} {run_dir}: no such directory.")
@@ -98,9 +132,6 @@ def read_config(run_dir, purpose="--resume"):
                          "Is this a run directory written by numpyvae.train?") from None
     except json.JSONDecodeError as error:
         raise UsageError(f"{purpose} {run_dir}: {CONFIG_NAME} is not valid JSON ({error}).") from None
-    if not {"dataset", "settings", "model"} <= set(config):
-        raise UsageError(f"{purpose} {run_dir}: {CONFIG_NAME} lacks dataset/settings/model; "
-                         "not a numpyvae.train run directory.")
     return config
 
 
@@ -122,11 +153,12 @@ def check_checkpoint(meta, config, where):
 
 
 @contextlib.contextmanager
-def evaluation_lock(run_dir):
-    """Held while evaluation.json is read, changed and written, so that evaluations run
-    at the same time on one run directory wait their turn instead of losing each other's
-    results (an advisory flock on evaluation.json.lock, released if the process dies)."""
-    path = Path(run_dir) / (EVALUATION_NAME + ".lock")
+def evaluation_lock(results):
+    """Held while the results file (RUN_DIR/evaluation.json, or evaluate's --results) is
+    read, changed and written, so that evaluations run at the same time wait their turn
+    instead of losing each other's results (an advisory flock on the file beside it named
+    RESULTS.lock, released if the process dies)."""
+    path = Path(results).with_name(Path(results).name + ".lock")
     try:
         import fcntl   # noqa: PLC0415  (POSIX; elsewhere the file is written unlocked)
     except ImportError:
@@ -269,6 +301,9 @@ class RunLock:
             except OSError as error:
                 if is_disk_full(error):
                     raise DiskFullError(self.path) from None
+                if is_not_writable(error):
+                    raise NotWritableError(self.path, self.path.parent,
+                                           error.strerror) from None
                 raise
             try:
                 with os.fdopen(descriptor, "w") as handle:

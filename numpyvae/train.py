@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy
 
-from . import __version__, backend, checkpoint, datasets, memory, models, rundir
+from . import __version__, backend, checkpoint, datasets, memory, models, rundir, runconfig
 from .cli import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE,  # noqa: F401
                   ArgumentParser, positive_float, positive_int)
 from .models.options import Option, cli_type
@@ -45,7 +45,7 @@ from .optim import OPTIMIZERS
 from .progress import ProgressBar, format_count
 from .parts.objectives import Elbo
 from .rundir import (CONFIG_NAME, FIGURES_DIR, DiskFullError, UsageError,
-                     read_config, read_metrics)
+                     read_metrics)
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                      if hasattr(signal, name))
@@ -494,9 +494,14 @@ class Run:
                              f"(model {self.settings['model']}, {self.model.architecture()}, "
                              f"{self.settings['optimizer']}): "
                              f"{error}") from None
-        for name, generator in self._generators().items():
-            checkpoint.set_generator_state(generator, meta["rng"][name])
-        self.permutation = arrays["permutation"].astype(numpy.int64)
+        try:
+            for name, generator in self._generators().items():
+                checkpoint.set_generator_state(generator, meta["rng"][name])
+            self.permutation = arrays["permutation"].astype(numpy.int64)
+        except (KeyError, TypeError, ValueError) as error:
+            raise rundir.RunFileError(f"{where}: its random streams or data order cannot be "
+                                      f"restored ({type(error).__name__}: {error}); "
+                                      f"{checkpoint.DAMAGED}.") from None
         self.position, self.samples_seen = int(meta["position"]), int(meta["samples_seen"])
         self.step, self.wall_seconds = int(meta["step"]), float(meta["wall_seconds"])
         if meta.get("best_objective") is not None:
@@ -772,17 +777,19 @@ def _data_for(config, settings, eval_size, data_dir):
 
 
 def load_run(run_dir, data_dir=None, eval_size=None, purpose="--resume"):
-    """Rebuild a finished or interrupted run (model with its checkpoint, and data)."""
-    config = read_config(run_dir, purpose)
+    """Rebuild a finished or interrupted run (model with its checkpoint, and data); its
+    config.json and checkpoint checked (numpyvae.runconfig): a RunFileError, one line."""
+    config = runconfig.read_run(run_dir, purpose)
+    model = runconfig.build_model(config, Path(run_dir) / CONFIG_NAME)
     try:
-        saved = checkpoint.load(Path(run_dir) / checkpoint.CHECKPOINT_NAME)
+        saved = checkpoint.load_run_checkpoint(Path(run_dir) / checkpoint.CHECKPOINT_NAME)
     except checkpoint.CheckpointError as error:
-        raise UsageError(f"{error} Cannot continue {run_dir}.") from None
+        raise rundir.RunFileError(f"{error} Cannot continue {run_dir}.") from None
     settings = dict(FAMILY_DEFAULTS, **config["settings"])
     data = _data_for(config, settings,
                      eval_size if eval_size is not None else config["eval"]["eval_size"],
                      data_dir if data_dir is not None else config.get("data_dir"))
-    return Run(run_dir, config, data, fresh=False, saved=saved), config
+    return Run(run_dir, config, data, fresh=False, saved=saved, model=model), config
 
 
 def model_draws(model):
@@ -818,7 +825,8 @@ def main(argv=None):
         run_dir = Path(args.resume) if args.resume is not None else None
         args.run_dir = run_dir   # known once chosen: named in disk-full messages
         if run_dir is not None:
-            read_config(run_dir)             # a clear message before locking a non-run
+            runconfig.read_run(run_dir)      # a clear message before locking a non-run
+            # A read-only run refuses the lock: one line with how to resume a copy.
             locks.append(rundir.RunLock(run_dir, warn).acquire())
         return _run(args, locks)
     except (UsageError, backend.BackendError) as error:
@@ -828,9 +836,13 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DISK_FULL
     except OSError as error:   # any other write that hits a full disk (figures, ...)
+        where = getattr(args, "run_dir", None)
+        if rundir.is_not_writable(error) and where is not None:   # a file made read-only
+            reason = f"writing {error.filename}: {error.strerror}"
+            print(f"error: {rundir.not_writable_message(where, reason)}", file=sys.stderr)
+            return EXIT_USAGE
         if not rundir.is_disk_full(error):
             raise
-        where = getattr(args, "run_dir", None)
         path = error.filename or where
         if path is None:
             print(f"error: the disk is full ({error.strerror}). Free some space, then run "
@@ -854,7 +866,7 @@ def main(argv=None):
 def _resume(args):
     """The run of --resume RUN_DIR, its config (updated by the allowed flags) and budget."""
     run_dir = Path(args.resume)
-    config = read_config(run_dir)
+    config = runconfig.read_run(run_dir)
     if args.dataset is not None and args.dataset != config["dataset"]:
         raise UsageError(f"--dataset {args.dataset} but {run_dir} is a {config['dataset']} run.")
     resolve_settings(args, stored=config["settings"], stored_model=config["model"])

@@ -128,6 +128,8 @@ def widths(what):
     def parse(value):
         if isinstance(value, (int, numpy.integer, str)) and not isinstance(value, bool):
             value = (value,)
+        if isinstance(value, (bool, dict)) or not hasattr(value, "__iter__"):
+            raise ValueError(f"{what} must be a list of positive integers, got {value!r}.")
         return tuple(one(width) for width in value)
     return parse
 
