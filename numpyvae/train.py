@@ -44,6 +44,7 @@ from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
 from .progress import ProgressBar, format_count
 from .parts.objectives import Elbo
+from .threads import ThreadChooser
 from .rundir import (CONFIG_NAME, FIGURES_DIR, DiskFullError, UsageError,
                      read_metrics)
 
@@ -197,6 +198,10 @@ def build_parser():
     add("--evals-per-decade", type=positive_int,
         help="evaluations per decade of samples seen (log-spaced, for the learning curve); "
              f"default {EVALS_PER_DECADE}; with --resume, from there on (recorded)")
+    add("--threads", type=threads_flag, default="auto",
+        help="BLAS threads: auto (the default) gives BLAS the cores other processes leave "
+             "free, counted again every few seconds; N keeps N (bit-for-bit reproducible "
+             "across --resume under any load)")
     add("--checkpoint-seconds", type=positive_float, default=60.0,
         help="write a checkpoint at least this often (wall clock), and at the end; "
              "default %(default)g")
@@ -233,6 +238,11 @@ def member_protocols():
     """Each member's own training protocol (its RUN_DEFAULTS), as the flags it implies."""
     return "; ".join(f"--model {name} implies {_as_flags(models.model_class(name).RUN_DEFAULTS)}"
                      for name in models.names() if models.model_class(name).RUN_DEFAULTS)
+
+
+def threads_flag(text):
+    """--threads: "auto", or a positive count."""
+    return "auto" if text.strip().lower() == "auto" else positive_int(text)
 
 
 def _format_setting(value):
@@ -565,9 +575,10 @@ class Run:
         self.best_objective = max(self.best_objective, objective)
 
     # -- the loop
-    def train(self, budget, per_decade, checkpoint_seconds, log_every=20):
+    def train(self, budget, per_decade, checkpoint_seconds, log_every=20, threads=None):
         """Train until samples_seen >= budget. Returns "done", ("signal", number) or
-        raises Diverged (the checkpoint on disk is the last good one)."""
+        raises Diverged (the checkpoint on disk is the last good one). ``threads``: a
+        ThreadChooser, asked again at each progress update."""
         model, optimizer, data = self.model, self.optimizer, self.data
         batch_size = self.settings["batch_size"]
         bar = ProgressBar(budget, initial=self.samples_seen, unit="samples", label="train")
@@ -626,6 +637,8 @@ class Run:
                                               f"(step {self.step})")
                     last_good = self.samples_seen
                     bar.update(self.samples_seen, **{label: f"{running:.1f}"})
+                    if threads is not None:
+                        threads.recheck()
                     if due_eval:
                         record = self.evaluate()
                         bar.message(f"samples {self.samples_seen:>10d}  epoch {record['epoch']:8.1f}"
@@ -1005,7 +1018,9 @@ def _train(args, run, config, budget, started):
           f"budget {format_count(budget)} samples.", file=sys.stderr)
 
     try:
-        outcome = run.train(budget, config["eval"]["evals_per_decade"], args.checkpoint_seconds)
+        chooser = ThreadChooser(None if args.threads == "auto" else args.threads)
+        outcome = run.train(budget, config["eval"]["evals_per_decade"], args.checkpoint_seconds,
+                            threads=chooser)
     except Diverged as error:
         print(f"error: Training diverged: {error} The last good checkpoint, at "
               f"{run.checkpoint_samples} samples seen, is kept in "
@@ -1029,6 +1044,10 @@ def _train(args, run, config, budget, started):
           f"({time.monotonic() - started:.1f} s this session). train ELBO "
           f"{last['train_elbo']:.2f}, test ELBO {last['test_elbo']:.2f}. Run directory: {run_dir}",
           file=sys.stderr)
+    if chooser.changes:
+        print(f"BLAS threads followed the machine's load ({chooser.changes} change(s); now "
+              f"{chooser.limit}): pass --threads N for bit-for-bit reproducible runs.",
+              file=sys.stderr)
     return 0
 
 

@@ -1,0 +1,115 @@
+"""How many BLAS threads a run uses, chosen against what else the machine is running.
+
+Two BLAS threads on two cores make a step faster on a quiet machine, and several times
+slower when another CPU-bound process holds one core: the two threads then wait for
+each other at every product. ``--threads auto`` (the default) counts, every few
+seconds, the cores that other processes keep busy (from /proc/stat, less this
+process's own CPU time) and gives BLAS the cores that are left, at least one. A fixed
+``--threads N`` keeps N throughout.
+
+The count is set with threadpoolctl, a small library kept for exactly this job (each
+BLAS build has its own call for it). Reproducibility: OpenBLAS splits a product
+differently for another thread count, so the last bits of a product depend on it. A
+run resumed under another load than it started with agrees with an uninterrupted one
+to float32 rounding, not bit for bit; ``--threads N`` makes it bit for bit.
+"""
+import os
+import time
+
+try:
+    from threadpoolctl import threadpool_info, threadpool_limits
+except ImportError:                      # an install without it: the BLAS default stays
+    threadpool_info = threadpool_limits = None
+
+RECHECK_SECONDS = 3.0
+ENVIRONMENT = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def cores():
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def ceiling():
+    """The most threads auto may use: the cores, or fewer where the user's environment
+    (OMP_NUM_THREADS and kin) asks for fewer."""
+    limit = cores()
+    for name in ENVIRONMENT:
+        try:
+            limit = min(limit, max(1, int(os.environ[name])))
+        except (KeyError, ValueError):
+            pass
+    return limit
+
+
+def blas_threads():
+    """The BLAS thread count in force now (None without threadpoolctl)."""
+    if threadpool_info is None:
+        return None
+    counts = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    return max(counts) if counts else None
+
+
+def _busy_seconds():
+    """CPU seconds all processes have spent busy since boot (None off Linux)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    ticks = [int(value) for value in fields[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)          # idle + iowait
+    busy = sum(ticks[:8]) - idle                                    # without guest time
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+class ThreadChooser:
+    """Keeps BLAS at ``fixed`` threads, or (fixed None) at the cores other processes
+    leave free, re-counted every RECHECK_SECONDS by ``recheck()``."""
+
+    def __init__(self, fixed=None, clock=time.monotonic, busy=_busy_seconds,
+                 own=time.process_time):
+        self.fixed, self.clock, self.busy, self.own = fixed, clock, busy, own
+        self.limit = None
+        self.changes = 0
+        self._mark = None
+        self.apply(fixed if fixed is not None else ceiling())
+
+    def apply(self, count):
+        count = max(1, int(count))
+        if count != self.limit and threadpool_limits is not None:
+            threadpool_limits(limits=count, user_api="blas")
+            self.changes += self.limit is not None
+        self.limit = count
+        return count
+
+    def _sample(self):
+        return self.clock(), self.busy(), self.own()
+
+    def others_busy(self, start, end):
+        """Cores other processes kept busy between two samples (wall, busy, own)."""
+        wall = end[0] - start[0]
+        if wall <= 0 or start[1] is None or end[1] is None:
+            return None
+        return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / wall)
+
+    def recheck(self):
+        """Count again if RECHECK_SECONDS have passed; returns the thread count."""
+        if self.fixed is not None:
+            return self.limit
+        now = self._sample()
+        if self._mark is None:
+            self._mark = now
+            return self.limit
+        if now[0] - self._mark[0] < RECHECK_SECONDS:
+            return self.limit
+        others = self.others_busy(self._mark, now)
+        self._mark = now
+        if others is None:
+            return self.limit
+        return self.apply(min(ceiling(), max(1, round(cores() - others))))
