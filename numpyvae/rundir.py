@@ -27,11 +27,12 @@ from .checkpoint import CHECKPOINT_NAME, write_atomically
 CONFIG_NAME, METRICS_NAME, FIGURES_DIR = "config.json", "metrics.jsonl", "figures"
 EVALUATION_NAME, LOCK_NAME = "evaluation.json", ".lock"
 # The temporaries of a training process: checkpoint.save's, and write_atomic's
-# (mkstemp names them .NAME.XXXXXXXX.tmp) of config.json and metrics.jsonl, plus the
-# fixed names that versions before the run lock used. Not evaluation.json's: evaluate
-# takes no lock, so one of those may belong to a live process.
+# (mkstemp names them .NAME.XXXXXXXX.tmp) of config.json, metrics.jsonl and the figures,
+# plus the fixed names that versions before the run lock used. Not evaluation.json's:
+# evaluate takes no lock, so one of those may belong to a live process.
 TEMPORARY_PATTERNS = (".checkpoint-*.npz.tmp", f".{CONFIG_NAME}.*.tmp",
-                      f".{METRICS_NAME}.*.tmp", f"{CONFIG_NAME}.tmp", f"{METRICS_NAME}.tmp")
+                      f".{METRICS_NAME}.*.tmp", f"{CONFIG_NAME}.tmp", f"{METRICS_NAME}.tmp",
+                      f"{FIGURES_DIR}/.*.png.*.tmp")
 DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 
