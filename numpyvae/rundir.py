@@ -4,7 +4,8 @@
     metrics.jsonl      one JSON object per evaluation (samples_seen, train/test metrics, ...)
     checkpoint.npz     parameters, buffers, optimizer state, RNG states, data order position
     evaluation.json    every evaluation result, keyed by what was evaluated
-    figures/*.png      learning curve, reconstructions, samples, latent space, per model
+    figures/*.png      learning curve, reconstructions, samples, latent space, interpolation,
+                       traversal, per model; redrawn while training (numpyvae.train)
     .lock              while a process trains in it: its pid, host and start time
 
 What this module guarantees: every file is written whole or not at all (a temporary

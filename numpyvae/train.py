@@ -811,9 +811,9 @@ def draw_traversal(model, x, condition, points, rng, shape, path, title):
     held_words = "" if model.condition_kind is None else ", its condition held"
     return figures.image_grid(
         numpy.concatenate(rows), shape, path, len(sds),
-        f"traversal of one test example's z{held_words}: {shown} of {model.z_dim} dimensions, "
-        f"most active first ({title})", row_labels=row_labels,
-        column_labels=[f"{sd:+g} sd" if sd else "mean" for sd in TRAVERSAL_SDS])
+        f"traversal of one test example's z{held_words}: z[d] = mean of p(z) + k sd, {shown} of "
+        f"{model.z_dim} dimensions d, most active first ({title})", row_labels=row_labels,
+        column_labels=[f"{sd:+g} sd" if sd else "0 sd" for sd in TRAVERSAL_SDS])
 
 
 def truncate_metrics(run_dir, samples_seen, warn=None):
