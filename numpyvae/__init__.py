@@ -19,6 +19,7 @@ from .models import CVAE, IWAE, VAE, VQVAE, ElboParts, PlanarFlowVAE, QuadrantCV
 from .conv import BatchNorm2D, Conv2D, ConvTranspose2D
 from .flows import PlanarFlow, PlanarInvertibility, PlanarStep
 from .mixture import GaussianMixtureLogDensity, VadeKL
+from .latent import active_dimensions, interpolate, traverse
 
 __version__ = "0.1.0"
 

@@ -4,7 +4,8 @@
     metrics.jsonl      one JSON object per evaluation (samples_seen, train/test metrics, ...)
     checkpoint.npz     parameters, buffers, optimizer state, RNG states, data order position
     evaluation.json    every evaluation result, keyed by what was evaluated
-    figures/*.png      learning curve, reconstructions, samples, latent space, per model
+    figures/*.png      learning curve, reconstructions, samples, latent space, interpolation,
+                       traversal, per model; redrawn while training (numpyvae.train)
     .lock              while a process trains in it: its pid, host and start time
 
 What this module guarantees: every file is written whole or not at all (a temporary
@@ -28,11 +29,12 @@ from .checkpoint import CHECKPOINT_NAME, write_atomically
 CONFIG_NAME, METRICS_NAME, FIGURES_DIR = "config.json", "metrics.jsonl", "figures"
 EVALUATION_NAME, LOCK_NAME = "evaluation.json", ".lock"
 # The temporaries of a training process: checkpoint.save's, and write_atomic's
-# (mkstemp names them .NAME.XXXXXXXX.tmp) of config.json and metrics.jsonl, plus the
-# fixed names that versions before the run lock used. Not evaluation.json's: evaluate
-# takes no lock, so one of those may belong to a live process.
+# (mkstemp names them .NAME.XXXXXXXX.tmp) of config.json, metrics.jsonl and the figures,
+# plus the fixed names that versions before the run lock used. Not evaluation.json's:
+# evaluate takes no lock, so one of those may belong to a live process.
 TEMPORARY_PATTERNS = (".checkpoint-*.npz.tmp", f".{CONFIG_NAME}.*.tmp",
-                      f".{METRICS_NAME}.*.tmp", f"{CONFIG_NAME}.tmp", f"{METRICS_NAME}.tmp")
+                      f".{METRICS_NAME}.*.tmp", f"{CONFIG_NAME}.tmp", f"{METRICS_NAME}.tmp",
+                      f"{FIGURES_DIR}/.*.png.*.tmp")
 DISK_FULL_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 
 

@@ -207,14 +207,17 @@ def build_parser():
              "default %(default)g")
     add("--data-dir", help="data directory (default: $NUMPYVAE_DATA or the user cache; "
                            "missing files are downloaded)")
-    add("--out", help=f"run directory (default: {DEFAULT_RUNS_DIR}/<dataset>-<model>-z<z>-<timestamp>)")
+    add("--out", help=f"run directory (default: {DEFAULT_RUNS_DIR}/<dataset>-<model>[-beta<beta>]-"
+                      "z<z_dim>-<YYYYmmdd-HHMMSS>, beta where it is not 1; README, Train and "
+                      "evaluate)")
     add("--resume", metavar="RUN_DIR",
         help="continue the run in RUN_DIR (a directory this command wrote: config.json, "
              "checkpoint.npz, metrics.jsonl, figures/) from its checkpoint, with its own "
              "settings; --samples/--epochs set the new total")
     add("--backend", choices=("numpy", "cupy"), help="array backend (default numpy, or $NUMPYVAE_BACKEND)")
-    add("--no-figures", action="store_true", help="write no figures (default: written in "
-                                                   "RUN_DIR/figures)")
+    add("--no-figures", action="store_true", help="draw no figures (default: drawn in "
+        "RUN_DIR/figures at evaluations while training, and at the end or when stopped by a "
+        "signal)")
     return parser
 
 
@@ -463,6 +466,7 @@ class Run:
         self.wall_seconds = 0.0
         self.checkpoint_samples = None  # samples_seen of the checkpoint on disk
         self.best_objective = -math.inf
+        self.figure_schedule = None     # a FigureSchedule while the command draws figures
         baseline_x, _ = self.model.inputs(data.eval_train, data.eval_train_labels)
         self.baseline = independent_pixels_log_likelihood(
             backend.to_numpy(baseline_x), self.model.likelihood, self.model.decoder_variance)
@@ -645,6 +649,8 @@ class Run:
                                     f"  train ELBO {record['train_elbo']:9.2f}  test ELBO "
                                     f"{record['test_elbo']:9.2f}")
                         next_eval = next_evaluation(self.samples_seen, per_decade, budget)
+                        if self.figure_schedule is not None:
+                            self.figure_schedule.evaluated()
                     if time.monotonic() - last_checkpoint >= checkpoint_seconds:
                         self.save()
                         last_checkpoint = time.monotonic()
@@ -705,16 +711,51 @@ def pretrain(run):
 
 
 # ------------------------------------------------------------------------ figures
+# During training the figures are redrawn at an evaluation point when that keeps the
+# time spent drawing them under this share of the session (measured on 2 busy cores:
+# every figure of a Frey or MNIST run takes ~1-1.5 s, the learning curve alone ~0.4 s;
+# drawing at each of a default Frey run's ~36 evaluations would add ~25%).
+FIGURE_TIME_SHARE = 0.03
+TRAVERSAL_ROWS, TRAVERSAL_SDS = 10, (-3, -2, -1, 0, 1, 2, 3)
+INTERPOLATION_PAIRS, INTERPOLATION_STEPS = 4, 8
+
+
+class FigureSchedule:
+    """When the command draws a run's figures: at an evaluation point if the time spent
+    drawing so far plus the last drawing's cost stays within FIGURE_TIME_SHARE of the
+    session (``evaluated``), and at the end or a stop (``draw``), so that a run stopped
+    by a signal has figures of where it stopped."""
+
+    def __init__(self, run, title):
+        self.run, self.title = run, title
+        self.started = time.monotonic()
+        self.spent, self.cost = 0.0, 1.0    # cost: the last drawing's seconds (a guess first)
+
+    def evaluated(self):
+        if self.spent + self.cost <= FIGURE_TIME_SHARE * (time.monotonic() - self.started):
+            self.draw()
+
+    def draw(self):
+        began = time.monotonic()
+        written = write_figures(self.run, self.title)
+        self.cost = time.monotonic() - began
+        self.spent += self.cost
+        return written
+
+
 def write_figures(run, title):
-    """All figures of a run into RUN_DIR/figures (host copies of everything)."""
+    """All figures of a run into RUN_DIR/figures (host copies of everything), each file
+    written atomically."""
     from . import figures
 
     model, data = run.model, run.data
     directory = run.run_dir / FIGURES_DIR
     directory.mkdir(exist_ok=True)
     records = read_metrics(run.run_dir)
-    written = [figures.learning_curve(records, directory / "learning_curve.png", title)]
+    written = [figures.learning_curve(records, directory / "learning_curve.png", title,
+                                      objective_label=model.objective_label)]
     rng = numpy.random.default_rng([run.settings["seed"], 6])  # fixed: comparable figures
+    class_names = datasets.class_names(data.name)
     shown = backend.to_device(figures.display_subset(data.test_count, 32, run.settings["seed"]))
     images = data.eval_test[shown]
     labels = None if data.eval_test_labels is None else data.eval_test_labels[shown]
@@ -727,30 +768,110 @@ def write_figures(run, title):
     sample_condition = model.figure_conditions(64, condition)
     samples = model.images(model.sample(64, rng, condition=sample_condition), sample_condition)
     written.append(figures.prior_samples(backend.to_numpy(samples), data.image_shape,
-                                         directory / "samples.png"))
+                                         directory / "samples.png",
+                                         title=f"{model.samples_label} ({title})"))
     means = []
     for start in range(0, data.test_count, 1000):
         part = data.eval_test[start:start + 1000]
         part_labels = None if data.eval_test_labels is None else data.eval_test_labels[start:start + 1000]
         means.append(backend.to_numpy(model.latent_point(*model.inputs(part, part_labels))))
-    written.append(figures.latent_scatter(numpy.concatenate(means), data.test_labels,
-                                          directory / "latent.png",
-                                          title=f"encoded test points ({title})"))
+    means = numpy.concatenate(means)
+    written.append(figures.latent_scatter(means, data.test_labels, directory / "latent.png",
+                                          title=f"encoded test points ({title})",
+                                          class_names=class_names))
     clusters = getattr(model, "cluster_probabilities", None)
     if clusters is not None:
         assigned = numpy.concatenate([
             backend.to_numpy(clusters(*model.inputs(data.eval_test[start:start + 1000],
                                                     None))).argmax(axis=1)
             for start in range(0, data.test_count, 1000)])
-        written.append(figures.latent_scatter(numpy.concatenate(means), assigned % 10,
+        written.append(figures.latent_scatter(means, assigned % 10,
                                               directory / "latent_clusters.png",
                                               title=f"encoded test means by cluster ({title})"))
     if model.z_dim == 2 and model.figure_conditions(1, condition) is None:
         written.append(figures.manifold(lambda z: backend.to_numpy(model.decode(z)),
                                         data.image_shape, directory / "manifold.png",
-                                        title=f"learned manifold ({title})"))
-    written += model.figures(directory, images, labels, data.image_shape, rng, title)
+                                        title=f"learned manifold: E[x|z], z on a grid of N(0, I) "
+                                              f"quantiles ({title})"))
+    if x.shape[0] >= 2:
+        written.append(draw_interpolations(model, x, condition, data.image_shape,
+                                           directory / "interpolation.png", title, class_names))
+    if not model.discrete_latent:
+        written.append(draw_traversal(model, x, condition, means, rng, data.image_shape,
+                                      directory / "traversal.png", title))
+    written += model.figures(directory, images, labels, data.image_shape, rng, title,
+                             class_names=class_names)
     return written
+
+
+def _condition_words(model, condition, index, class_names):
+    """The condition of example ``index`` in a row label: its class, or "" (none, or
+    an image quadrant, which the row shows)."""
+    if model.condition_kind != "label" or condition is None:
+        return ""
+    label = int(backend.to_numpy(condition[index:index + 1])[0])
+    return class_names[label] if class_names else str(label)
+
+
+def draw_interpolations(model, x, condition, shape, path, title, class_names=None):
+    """interpolation.png: rows of test pairs (a, b): a, then numpyvae.latent.interpolate's
+    decoded path from a to b (ends included), then b; a conditional model's condition
+    held at a's."""
+    from . import figures
+    from .latent import interpolate
+
+    pairs = min(INTERPOLATION_PAIRS, int(x.shape[0]) // 2)
+    rows, row_labels = [], []
+    for pair in range(pairs):
+        a, b = 2 * pair, 2 * pair + 1
+        held = None if condition is None else condition[a:a + 1]
+        path_images = interpolate(model, x[a], x[b], INTERPOLATION_STEPS, held)
+        repeated = None if held is None else condition[[a] * INTERPOLATION_STEPS]
+        rows += [backend.to_numpy(model.images(x[a:a + 1], held)),
+                 backend.to_numpy(model.images(path_images, repeated)),
+                 backend.to_numpy(model.images(x[b:b + 1], None if held is None
+                                               else condition[b:b + 1]))]
+        words = _condition_words(model, condition, a, class_names)
+        row_labels.append(f"c: {words}" if words else "")
+    steps = numpy.linspace(0.0, 1.0, INTERPOLATION_STEPS)
+    held = "" if model.condition_kind is None else "; condition held at a's"
+    how = ("encoder outputs z_e interpolated, then quantized" if model.discrete_latent
+           else "z_t = (1 - t) z(a) + t z(b)")
+    return figures.image_grid(numpy.concatenate(rows), shape, path, INTERPOLATION_STEPS + 2,
+                              f"interpolation between test pairs: E[x|z_t], {how}{held} ({title})",
+                              row_labels=row_labels if any(row_labels) else None,
+                              column_labels=["a"] + [f"t={t:.2g}" for t in steps] + ["b"])
+
+
+def draw_traversal(model, x, condition, points, rng, shape, path, title):
+    """traversal.png: one test example's latent point with one dimension moved across
+    -3 .. +3 standard deviations of the prior (estimated from its samples), a row per
+    dimension, the most active first (numpyvae.latent.active_dimensions of the test
+    points); a conditional model's condition held at the example's."""
+    from . import figures
+    from .latent import active_dimensions, traverse
+
+    order, variances = active_dimensions(points)
+    held = None if condition is None else condition[0:1]
+    draws = 2000
+    prior = backend.to_numpy(model.prior_sample(
+        draws, rng, condition=None if held is None else condition[[0] * draws])).astype(numpy.float64)
+    centre, spread = prior.mean(axis=0), prior.std(axis=0)
+    rows, row_labels = [], []
+    sds = numpy.asarray(TRAVERSAL_SDS, dtype=numpy.float64)
+    for dimension in order[:TRAVERSAL_ROWS]:
+        values = centre[dimension] + sds * spread[dimension]
+        decoded = traverse(model, x[0], int(dimension), values, held)
+        repeated = None if held is None else condition[[0] * len(sds)]
+        rows.append(backend.to_numpy(model.images(decoded, repeated)))
+        row_labels.append(f"z[{dimension}] var {variances[dimension]:.2g}")
+    shown = min(TRAVERSAL_ROWS, model.z_dim)
+    held_words = "" if model.condition_kind is None else ", its condition held"
+    return figures.image_grid(
+        numpy.concatenate(rows), shape, path, len(sds),
+        f"traversal of one test example's z{held_words}: z[d] = mean of p(z) + k sd, {shown} of "
+        f"{model.z_dim} dimensions d, most active first ({title})", row_labels=row_labels,
+        column_labels=[f"{sd:+g} sd" if sd else "0 sd" for sd in TRAVERSAL_SDS])
 
 
 def truncate_metrics(run_dir, samples_seen, warn=None):
@@ -761,15 +882,37 @@ def truncate_metrics(run_dir, samples_seen, warn=None):
 
 
 # --------------------------------------------------------------------------- main
-def default_run_dir(dataset, model_name, z_dim):
+def model_label(model_name, beta=1.0, in_path=False):
+    """A run's model in a name or a title: its registry name, with beta where it is not 1
+    ("vae-beta4" in a directory name, "vae, \u03b2 = 4" in a figure title)."""
+    if beta is None or float(beta) == 1.0:
+        return model_name
+    return f"{model_name}-beta{float(beta):g}" if in_path else f"{model_name}, \u03b2 = {float(beta):g}"
+
+
+def run_name(dataset, model_name, beta, z_dim, stamp):
+    """The one naming rule of run directories:
+    <dataset>-<model>[-beta<beta>]-z<z_dim>-<YYYYmmdd-HHMMSS>, e.g.
+    frey-vae-z10-20261206-101500, mnist-vae-beta4-z20-... (beta where it is not 1)."""
+    return f"{dataset}-{model_label(model_name, beta, in_path=True)}-z{z_dim}-{stamp}"
+
+
+def default_run_dir(dataset, model_name, beta, z_dim):
+    """runs/<run_name>, with -2, -3, ... appended while that directory exists."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    middle = "" if model_name == "vae" else f"-{model_name}"
-    base = Path(DEFAULT_RUNS_DIR) / f"{dataset}{middle}-z{z_dim}-{stamp}"
+    base = Path(DEFAULT_RUNS_DIR) / run_name(dataset, model_name, beta, z_dim, stamp)
     candidate, suffix = base, 1
     while candidate.exists():
         suffix += 1
         candidate = base.with_name(f"{base.name}-{suffix}")
     return candidate
+
+
+def figure_title(config, model):
+    """The run in a figure's title: data set, model (with beta where it is not 1), latent."""
+    settings = config["settings"]
+    return (f"{config['dataset']}, {model_label(settings['model'], settings.get('beta'))}, "
+            f"{model.latent_label}")
 
 
 def write_config(run_dir, config):
@@ -954,8 +1097,8 @@ def _start(args, locks):
         raise UsageError(f"--beta-warmup anneals the ELBO's KL weight, but this {settings['model']} "
                          f"run trains the {model.objective_label}, which has none to anneal: "
                          "drop --beta-warmup.")
-    run_dir = Path(args.out) if args.out else default_run_dir(args.dataset, settings["model"],
-                                                              model.z_dim)
+    run_dir = Path(args.out) if args.out else default_run_dir(
+        args.dataset, settings["model"], settings.get("beta"), model.z_dim)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -1017,6 +1160,8 @@ def _train(args, run, config, budget, started):
           f"{settings['optimizer']} lr {settings['lr']}, batch {settings['batch_size']}, "
           f"budget {format_count(budget)} samples.", file=sys.stderr)
 
+    schedule = None if args.no_figures else FigureSchedule(run, figure_title(config, run.model))
+    run.figure_schedule = schedule
     try:
         chooser = ThreadChooser(None if args.threads == "auto" else args.threads)
         outcome = run.train(budget, config["eval"]["evals_per_decade"], args.checkpoint_seconds,
@@ -1028,6 +1173,8 @@ def _train(args, run, config, budget, started):
         return EXIT_DIVERGED
     if outcome != "done":
         number = outcome[1]
+        if schedule is not None:   # figures of where it stopped, after the checkpoint
+            print(f"Figures: {', '.join(str(p) for p in schedule.draw())}", file=sys.stderr)
         print(f"Stopped by {signal.Signals(number).name}: checkpoint written at "
               f"{run.samples_seen} samples seen. resume with: python -m numpyvae.train "
               f"--resume {run_dir}", file=sys.stderr)
@@ -1035,10 +1182,8 @@ def _train(args, run, config, budget, started):
     records = read_metrics(run_dir)
     if not records or records[-1]["samples_seen"] != run.samples_seen:
         records.append(run.evaluate())
-    if not args.no_figures:
-        title = f"{config['dataset']}, {settings['model']}, {run.model.latent_label}"
-        written = write_figures(run, title)
-        print(f"Figures: {', '.join(str(p) for p in written)}", file=sys.stderr)
+    if schedule is not None:
+        print(f"Figures: {', '.join(str(p) for p in schedule.draw())}", file=sys.stderr)
     last = records[-1]
     print(f"Done: {run.samples_seen} samples seen in {run.wall_seconds:.1f} s of training "
           f"({time.monotonic() - started:.1f} s this session). train ELBO "

@@ -176,7 +176,7 @@ _FUNCTIONS = (
     "concatenate", "stack", "logaddexp", "clip", "dot", "mean", "max", "min",
     "argmax", "any", "all", "sign", "power", "less", "greater", "greater_equal",
     "less_equal", "equal", "copy", "einsum", "outer", "log2", "cumsum", "take",
-    "broadcast_to", "ascontiguousarray",
+    "broadcast_to", "ascontiguousarray", "repeat",
 )
 _CREATORS = ("zeros", "empty", "ones", "full", "arange", "linspace", "eye")
 

@@ -149,6 +149,18 @@ def test_training_step_matches_numpy_on_strict_backend(strict_backend, case):
         host_labels = np.arange(4) % device.n_classes
         draws = device.sample(4, np.random.default_rng(6), condition=host_labels)
         assert draws.shape == (4, device.x_dim)
+    # Walks through the latent space (numpyvae.latent), on the device as on the host.
+    held = None if condition is None else condition[:1]
+    held_host = None if condition_host is None else condition_host[:1]
+    path = nv.interpolate(device, x[0], x[1], 4, held)
+    assert isinstance(path, DeviceArray) and path.shape == (4, device.x_dim)
+    np.testing.assert_allclose(path.get(), nv.interpolate(reference, x_host[0], x_host[1], 4,
+                                                          held_host), rtol=1e-4, atol=1e-5)
+    if not device.discrete_latent:
+        row = nv.traverse(device, x[0], 1, [-1.0, 0.0, 2.0], held)
+        assert isinstance(row, DeviceArray) and row.shape == (3, device.x_dim)
+        np.testing.assert_allclose(row.get(), nv.traverse(reference, x_host[0], 1, [-1.0, 0.0, 2.0],
+                                                          held_host), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("likelihood", [

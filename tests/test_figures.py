@@ -52,11 +52,16 @@ def test_manifold_pixels_map_to_whole_png_pixels(tmp_path):
     # mosaic rendered pixel for pixel still alternates at every PNG pixel.
     path = figures.manifold(lambda z: checkerboard_images(len(z), (28, 28)), (28, 28), tmp_path / "manifold.png",
                             points_per_axis=20, title="")
+    scale = figures.mosaic_scale(20 * 28, (28, 28))
+    assert scale == 2     # 28-pixel digits are drawn at least MIN_TILE_PX = 56 pixels tall
     png = matplotlib.image.imread(path)[..., 0]
     middle_row = png[png.shape[0] // 2]
-    dark = np.flatnonzero(middle_row < 0.5)
-    assert dark.size == 20 * 28 // 2
-    assert np.all(np.diff(dark) == 2)  # no pixel merged, dropped or smeared
+    dark = middle_row < 0.5
+    # Every image pixel a scale-wide run, dark and light alternating: none merged,
+    # dropped or smeared.
+    assert dark.sum() == 20 * 28 // 2 * scale
+    assert runs(dark) == [scale] * (20 * 28 // 2)
+    assert runs(~dark[np.flatnonzero(dark)[0]:np.flatnonzero(dark)[-1]]) == [scale] * (20 * 28 // 2 - 1)
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (28, 20)])

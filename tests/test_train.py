@@ -81,7 +81,7 @@ def test_run_writes_config_metrics_checkpoint_and_figures(tmp_path, capsys):
 
     figures = {p.name for p in (run_dir / "figures").glob("*.png")}
     assert figures == {"learning_curve.png", "reconstructions.png", "samples.png",
-                       "latent.png", "manifold.png"}
+                       "latent.png", "manifold.png", "interpolation.png", "traversal.png"}
     for png in (run_dir / "figures").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
 
@@ -99,7 +99,7 @@ def test_default_run_directory_is_under_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert train(*TINY, "--samples", 200, "--no-figures") == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
-    assert run_dir.name.startswith("frey-z10-") and (run_dir / "checkpoint.npz").exists()
+    assert run_dir.name.startswith("frey-vae-z10-") and (run_dir / "checkpoint.npz").exists()
 
 
 def test_evaluation_schedule_is_log_spaced():

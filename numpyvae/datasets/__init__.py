@@ -13,7 +13,8 @@ Data sets (``names()``): ``frey``, ``binarized-mnist``, ``mnist``,
   returns ``(x, labels)``; missing files are downloaded and every file is
   verified against its SHA-256.
 * ``image_shape(name)``: (H, W) for grey data sets, channel-first (C, H, W) for
-  colour ones; ``channels_and_size(name)``: (C, H, W) for every data set.
+  colour ones; ``channels_and_size(name)``: (C, H, W) for every data set;
+  ``class_names(name)``: the names of the labels (None without labels).
 * ``binarize(x, rng)`` draws a fresh Bernoulli binarization (per minibatch).
 * ``resolve_data_dir(data_dir=None)``: ``data_dir``, else ``$NUMPYVAE_DATA``,
   else ``<user cache>/numpyvae/data`` (e.g. ``~/.cache/numpyvae/data``).
@@ -26,7 +27,7 @@ All errors derive from ``DataError`` and say what to do.
 
 from .errors import ChecksumError, DataError, DataNotFoundError, DownloadError, FormatError
 from .fetch import FetchResult, download_file, fetch, fetch_file, import_file
-from .loading import (available, binarize, channels_and_size, fixed_subset, frey_split, image_shape, load,
+from .loading import (available, binarize, channels_and_size, class_names, fixed_subset, frey_split, image_shape, load,
                       splits)
 from .paths import cache_dir, default_data_dir, resolve_data_dir
 from .registry import DATASETS, Dataset, FileSpec, get_dataset, names
@@ -46,6 +47,7 @@ __all__ = [
     "binarize",
     "cache_dir",
     "channels_and_size",
+    "class_names",
     "default_data_dir",
     "download_file",
     "fetch",

@@ -180,6 +180,16 @@ def image_shape(name):
     return tuple(get_dataset(name).image_shape)
 
 
+def class_names(name):
+    """The names of data set ``name``'s labels 0, 1, ... (Fashion-MNIST's "T-shirt/top",
+    "Trouser", ...), or None for a data set without labels or not in the registry."""
+    try:
+        names = get_dataset(name).class_names
+    except DataError:    # a user's own data: its labels have no names
+        return None
+    return tuple(names) or None
+
+
 def channels_and_size(name):
     """(channels, rows, columns) of one image of data set ``name``, for every data set.
 

@@ -50,6 +50,7 @@ class Dataset:
     ``reader`` selects the parsing code in ``loading.py``.  ``image_shape`` is
     (rows, columns) for grey images and channel-first (channels, rows, columns)
     for colour ones -- the order of the values in one row of ``load``'s ``x``.
+    ``class_names`` names the labels 0, 1, ... of a labelled data set, in order.
     """
 
     name: str
@@ -64,6 +65,7 @@ class Dataset:
     homepage: str
     citation: str
     notes: str = ""
+    class_names: tuple = ()
     _by_name: dict = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -190,6 +192,7 @@ MNIST = Dataset(
         "C. J. C. Burges, 'The MNIST database of handwritten digits'."
     ),
     notes="Grey levels; use numpyvae.datasets.binarize per minibatch for a Bernoulli likelihood.",
+    class_names=tuple(str(digit) for digit in range(10)),
 )
 
 FASHION_MNIST = Dataset(
@@ -217,6 +220,9 @@ FASHION_MNIST = Dataset(
         "Benchmarking Machine Learning Algorithms', arXiv:1708.07747, 2017."
     ),
     notes="Same IDX format and file names as MNIST.",
+    # The labels' names as the data set's README gives them.
+    class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot"),
 )
 
 CIFAR10 = Dataset(
@@ -250,6 +256,8 @@ CIFAR10 = Dataset(
         "1024 blue values, each 32 x 32 row-major. The batches are pickles, read from the "
         "verified archive by a restricted unpickler (numpyvae/datasets/cifar.py)."
     ),
+    class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck"),
 )
 
 DATASETS = {dataset.name: dataset for dataset in (FREY, BINARIZED_MNIST, MNIST, FASHION_MNIST, CIFAR10)}

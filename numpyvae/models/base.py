@@ -21,10 +21,15 @@ The contract (what ``numpyvae.train`` and ``numpyvae.evaluate`` use, nothing mor
     model.log_importance_weights(x, condition=None, rng=None, samples=K) -> (K, N)
     model.widest_layer()             sizes evaluation chunks
     model.latent_point(x, condition) a point in z per example, for figures
+    model.latent_path(x_ends, steps, condition) -> (steps, z_dim): from one example's
+                                     latent point to another's (numpyvae.latent.interpolate)
+    model.discrete_latent            True where z is codes (nothing to traverse)
     model.sample(n, rng=None, condition=None), model.decode(z, condition=None)
     model.figure_conditions(count, condition), model.figures(directory, images, labels,
-                                     image_shape, rng, title) -> paths: what figures show
+                                     image_shape, rng, title, class_names) -> paths: what
+                                     figures show (class_names: the labels' names, or None)
     model.objective_label            what the objective is called, in progress lines
+    model.samples_label              what ``sample`` draws, in words (figure titles)
 
 and, for every member with a continuous z, ``model.log_joint(x, z, condition)``:
 log p(x, z | c) for z (S, N, D), the quantity the exactness checks integrate.
@@ -133,6 +138,7 @@ class LatentGaussianModel:
     evidence_label = "log p(x)"   # what the bound bounds, in what users read
     condition_kind = None    # None, "label" or "input": what ``condition`` holds
     learned_prior = False    # p(z|c) from a prior network instead of N(0, I)
+    discrete_latent = False  # z made of codebook vectors: one coordinate cannot be moved alone
     OPTIONS = BASE_OPTIONS   # a member adds its own Options in OPTIONS
     surrogate_gradients = () # parameter-name prefixes whose gradient is an estimator's
                              # by design, not the loss's derivative (VQ-VAE's straight-through)
@@ -378,6 +384,12 @@ class LatentGaussianModel:
             return f"IWAE bound (k={self.k})"
         return "ELBO" if self.beta == 1.0 else f"beta-objective (beta={self.beta:g})"
 
+    @property
+    def samples_label(self):
+        """What ``sample`` and the samples figure show, in words."""
+        given = "" if self.condition_kind is None else ", each under a test example's condition"
+        return f"samples: {self.prior.sample_label}{given}, decoder means E[x|z]"
+
     def figure_conditions(self, count, condition=None):
         """The condition of ``count`` samples a figure shows: none for an unconditional
         model; for an input-conditioned one, the rows of ``condition`` in turn."""
@@ -395,7 +407,8 @@ class LatentGaussianModel:
         """Rows of x as whole images, for figures (x itself for most models)."""
         return x
 
-    def figures(self, directory, images, labels, image_shape, rng, title=""):
+    def figures(self, directory, images, labels, image_shape, rng, title="",
+                class_names=None):
         """The member's own figures beyond the common ones: paths written (none here)."""
         return []
 
@@ -666,6 +679,14 @@ class LatentGaussianModel:
         eps = self.xp.zeros((1, x.shape[0], self.z_dim), dtype=self.dtype)
         pieces = self._pieces(training=False, log_q=False)
         return self._posterior_on_tape(pieces, x, features, eps)["z"][0]
+
+    def latent_path(self, x_ends, steps, condition=None):
+        """``steps`` points z_t = (1 - t) z_a + t z_b, t evenly spaced from 0 to 1, between
+        the latent points z_a, z_b of the two rows of ``x_ends`` (``condition``: theirs,
+        two rows): (steps, z_dim)."""
+        z_a, z_b = self.latent_point(x_ends, condition)
+        t = self.xp.linspace(0.0, 1.0, steps, dtype=self.dtype)[:, None]
+        return (1 - t) * z_a + t * z_b
 
     def _decoder_input(self, pieces, z, condition):
         z = self.xp.asarray(z, dtype=self.dtype)

@@ -68,22 +68,37 @@ class CVAE(LatentGaussianModel):
         labels = xp.asarray(condition)
         return (labels[:, None] == xp.arange(self.n_classes)[None, :]).astype(self.dtype)
 
-    def figures(self, directory, images, labels, image_shape, rng, title=""):
-        """The CVAE's figures: conditional generation (one row per class, each column one
-        z ~ N(0, I) shared by the whole column) and style transfer (each row: a test image,
-        then its z = mu(x, c) decoded under every label)."""
+    @property
+    def samples_label(self):
+        return (f"samples: z ~ p(z) = N(0, I) under labels 0-{self.n_classes - 1} in turn, "
+                "decoder means E[x|z, c]")
+
+    def label_names(self, class_names=None):
+        """The names of the labels 0 .. n_classes - 1 (the data set's, else the numbers)."""
+        if class_names is not None and len(class_names) == self.n_classes:
+            return [str(name) for name in class_names]
+        return [str(label) for label in range(self.n_classes)]
+
+    def figures(self, directory, images, labels, image_shape, rng, title="",
+                class_names=None):
+        """The CVAE's figures: conditional generation (one row per class c, each column
+        one z ~ N(0, I) shared by the whole column) and style transfer (each row: a test
+        image, then its z = mu(x, c) decoded under every label); rows and columns named
+        by ``class_names``."""
         from .. import figures
 
         generator = as_generator(rng, self.rng)
         classes = numpy.arange(self.n_classes)
+        names = self.label_names(class_names)
         columns = 10
         z = generator.standard_normal((columns, self.z_dim))
         grid_z = numpy.tile(z, (self.n_classes, 1))                  # row-major: class rows
         grid_labels = numpy.repeat(classes, columns)
         generated = backend.to_numpy(self.decode(grid_z, grid_labels))
-        written = [figures.image_grid(generated, image_shape, directory / "conditional_samples.png",
-                                      columns, f"rows: labels 0-{self.n_classes - 1}; columns "
-                                               f"share z ({title})")]
+        written = [figures.image_grid(
+            generated, image_shape, directory / "conditional_samples.png", columns,
+            f"E[x|z, c]: one row per class c, each column one z ~ N(0, I) ({title})",
+            row_labels=names)]
         shown = min(8, int(images.shape[0]))
         mu, _ = self.encode(images[:shown], labels[:shown])
         mu = backend.to_numpy(mu)
@@ -94,6 +109,7 @@ class CVAE(LatentGaussianModel):
             rows.append(numpy.concatenate([backend.to_numpy(images[index:index + 1]), decoded]))
         written.append(figures.image_grid(numpy.concatenate(rows), image_shape,
                                           directory / "style_transfer.png", self.n_classes + 1,
-                                          "test image, then its style under labels "
-                                          f"0-{self.n_classes - 1}"))
+                                          "a test image, then its z = mu(x, c) decoded under "
+                                          f"each label ({title})",
+                                          column_labels=["data"] + names))
         return written

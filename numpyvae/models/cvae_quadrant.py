@@ -89,7 +89,8 @@ class QuadrantCVAE(LatentGaussianModel):
     def _condition_features(self, condition):
         return self._data(condition, self.condition_dim, what="condition (the given quadrant)")
 
-    def figures(self, directory, images, labels, image_shape, rng, title=""):
+    def figures(self, directory, images, labels, image_shape, rng, title="",
+                class_names=None):
         """Completions: each row a test digit's given quadrant alone, then several
         completions with z ~ p(z|x_c) (Bernoulli means), then the truth."""
         from .. import figures

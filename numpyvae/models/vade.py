@@ -101,7 +101,8 @@ class VaDE(LatentGaussianModel):
         return gmm
 
     # ---------------------------------------------------------------- figures
-    def figures(self, directory, images, labels, image_shape, rng, title=""):
+    def figures(self, directory, images, labels, image_shape, rng, title="",
+                class_names=None):
         """Samples from each cluster (one row per component, z ~ N(mu_c, sigma_c^2))."""
         from .. import figures
 

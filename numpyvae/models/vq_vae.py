@@ -39,6 +39,7 @@ class VQVAE(LatentGaussianModel):
 
     name = "vq-vae"
     conv_latent = "grid"
+    discrete_latent = True
     surrogate_gradients = ("encoder.", "quantizer.")   # straight-through; tests/test_vq_vae.py
     OPTIONS = (
         Option("z_dim", None, "vq-vae: the width M D of z_q, M codes of --code-dim each "
@@ -148,6 +149,17 @@ class VQVAE(LatentGaussianModel):
         z_q = self.codebook[backend.to_device(codes.reshape(-1))]
         return self.decode(z_q.reshape(codes.shape[0], -1))
 
+    def latent_path(self, x_ends, steps, condition=None):
+        """From one example's codes to another's: the encoder outputs z_e of the two rows
+        interpolated, t evenly spaced in [0, 1], each point quantized to its nearest codes
+        (every point a z_q the decoder was trained on): (steps, z_dim)."""
+        (z_e,) = self.encode(x_ends, condition)
+        t = self.xp.linspace(0.0, 1.0, steps, dtype=self.dtype)[:, None]
+        z_a, z_b = z_e.reshape(2, -1)
+        path = (1 - t) * z_a + t * z_b
+        codes = nearest_codes(path.reshape(-1, self.code_dim), self.codebook)
+        return self.codebook[codes].reshape(steps, -1)
+
     def prior_sample(self, n, rng=None, condition=None):
         """z_q of n examples whose M codes are drawn uniformly (the training prior; the
         paper fits an autoregressive prior afterwards, which this model does not)."""
@@ -156,7 +168,8 @@ class VQVAE(LatentGaussianModel):
         codes = generator.integers(self.codebook_size, size=n * self.code_count)
         return self.codebook[backend.to_device(codes)].reshape(n, -1)
 
-    def figures(self, directory, images, labels, image_shape, rng, title=""):
+    def figures(self, directory, images, labels, image_shape, rng, title="",
+                class_names=None):
         """Codebook usage over the examples: how many vectors chose each code."""
         from .. import figures   # noqa: PLC0415
         counts, perplexity, dead = code_usage(self.codes(images), self.codebook_size)

@@ -10,6 +10,7 @@ A prior part owns its parameters (``layout``/``buffer_layout``, named under
                                       objective takes the Monte-Carlo KL)
     pass.parameters(features, n)      mu_p, logvar_p of a Gaussian prior, (n, D) each
     pass.sample(eps, features, rng)   z ~ p(z|c) from standard normal draws eps (N, D)
+    part.sample_label                 what a sample draws, in words (figure titles)
 
 Tutorials: 03 (the KL), 09 (the conditional prior), 11 (the mixture prior).
 """
@@ -25,6 +26,8 @@ PRIOR_NAMES = ("prior.mu", "prior.logvar")
 
 class StandardNormalPrior:
     """p(z) = N(0, I); KL(N(mu, diag var) || N(0, I)) = 1/2 sum (mu^2 + var - 1 - logvar)."""
+
+    sample_label = "z ~ p(z) = N(0, I)"
 
     def __init__(self, z_dim):
         self.z_dim = int(z_dim)
@@ -70,6 +73,8 @@ class ConditionalGaussianPrior:
     """p(z|c) = N(mu_p(c), diag exp(logvar_p(c))), a Gaussian encoder of the condition
     (Sohn et al., 2015's prior network); the KL between two diagonal Gaussians is in
     closed form."""
+
+    sample_label = "z ~ p(z|c), the prior network's Gaussian"
 
     def __init__(self, condition_dim, hidden, z_dim, activation, batch_norm):
         self.sizes = (int(condition_dim),) + tuple(hidden) + (int(z_dim),)
@@ -124,6 +129,8 @@ class GaussianMixturePrior:
     prior (Jiang et al., 2017), its parameters trained with the networks'. No closed-form
     KL against a Gaussian q; ``kl`` gives VaDE's estimate (numpyvae.mixture.VadeKL), the
     closed-form Gaussian expectations with q(c|x) = p(c|z_s) at the sampled z."""
+
+    sample_label = "z ~ p(z), the Gaussian mixture"
 
     def __init__(self, z_dim, n_components):
         self.z_dim, self.n_components = int(z_dim), int(n_components)
@@ -202,6 +209,8 @@ class UniformCodePrior:
     a one-hot q the KL is M log K, a constant (van den Oord et al., 2017), so
     log p(x|z_q) - M log K bounds log p(x). Its codes live in the posterior's codebook,
     so the model draws samples (``VQVAE.prior_sample``)."""
+
+    sample_label = "codes drawn uniformly (the training prior)"
 
     def __init__(self, code_count, codebook_size):
         self.code_count, self.codebook_size = int(code_count), int(codebook_size)
