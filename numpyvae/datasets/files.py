@@ -228,7 +228,8 @@ def _check_values(array, where, locate):
     nans = int(numpy.isnan(bad).sum())
     first = tuple(int(i) for i in numpy.argwhere(~finite)[0])
     value = array[first]
-    raise FormatError(f"{where} holds {bad.size} non-finite value{'s' if bad.size > 1 else ''} ({nans} NaN, "
+    plural = "s" if bad.size > 1 else ""
+    raise FormatError(f"{where} holds {bad.size} non-finite value{plural} ({nans} NaN, "
                       f"{bad.size - nans} infinite); the first, {value}, is at {locate(first)}: "
                       "fill or drop those examples.")
 
@@ -351,14 +352,12 @@ def likelihood_for(data):
 
 def split_indices(n_rows, split):
     """{"train": sorted row indices, "test": ...} as ``split`` (a record's) describes."""
-    if split.get("given"):
-        n_test = split["test"]
-        indices = dict(train=numpy.arange(n_rows - n_test), test=numpy.arange(n_rows - n_test, n_rows))
+    n_train = n_rows - split["test"]
+    if split.get("given"):            # the file's train rows, then its test rows
+        order = numpy.arange(n_rows)
     else:
-        n_test = split["test"]
-        permutation = numpy.random.default_rng(split["seed"]).permutation(n_rows)
-        indices = dict(train=numpy.sort(permutation[:n_rows - n_test]),
-                       test=numpy.sort(permutation[n_rows - n_test:]))
+        order = numpy.random.default_rng(split["seed"]).permutation(n_rows)
+    indices = dict(train=numpy.sort(order[:n_train]), test=numpy.sort(order[n_train:]))
     if len(indices["train"]) != split["train"] or len(indices["test"]) != split["test"]:
         raise DataError(f"the split gives {len(indices['train'])} train / {len(indices['test'])} "
                         f"test rows but the run recorded {split['train']} / {split['test']}.")
