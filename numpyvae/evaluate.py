@@ -105,10 +105,14 @@ def load_model(run_dir):
 
 def load_split(config, split, data_dir, seed):
     """The whole split, binarized once (fixed seed) when the run trained a Bernoulli
-    decoder on grey levels."""
+    decoder on grey levels; a file of one's own (config's data_file) read again, checked
+    against its SHA-256 and scaled as in training."""
     dtype = numpy.dtype(config["model"]["dtype"])
     try:
-        x, labels = datasets.load(config["dataset"], split, data_dir=data_dir, dtype=dtype)
+        if config.get("data_file") is not None:
+            x, labels = datasets.files.load_split(config["data_file"], split, dtype), None
+        else:
+            x, labels = datasets.load(config["dataset"], split, data_dir=data_dir, dtype=dtype)
     except (datasets.DataError, ValueError, KeyError) as error:
         raise UsageError(f"Cannot load {config['dataset']} {split!r}: {error}") from None
     if config.get("dynamic_binarization"):

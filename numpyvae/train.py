@@ -75,6 +75,10 @@ DATASET_DEFAULTS = {
     "cifar10": dict(hidden=[512, 256, 128], z_dim=256, likelihood="bernoulli",
                     binarize=False, samples=1_250_000, eval_size=1000),
 }
+# A data set of your own (--dataset PATH: numpyvae/datasets/files.py): the Frey-sized MLP,
+# a latent of 10 (at most the data's width), the decoder the values choose (likelihood None:
+# files.likelihood_for), 10^6 samples, and minibatches of at most the training rows.
+FILE_DEFAULTS = dict(hidden=[200], z_dim=10, likelihood=None, samples=1_000_000, eval_size=1000)
 # A conv net's recipe where neither the flags nor the member say otherwise: the Chen
 # thesis's CNN FGVAE (batch norm and ReLU after every convolution, Adam 1e-3, batch 128)
 # with Glorot's initialization. AEVB's MLP recipe (tanh, Adagrad 0.01, N(0, 0.01^2)
@@ -87,6 +91,15 @@ EVALS_PER_DECADE = 8
 IWAE_SCHEDULE_STAGES = 8
 # Jiang et al.'s VaDE code: lr times 0.9 every 10 epochs, never below 0.0002.
 VADE_DECAY, VADE_DECAY_EPOCHS, VADE_MIN_LR = 0.9, 10, 0.0002
+
+
+def dataset_argument(text):
+    """--dataset: a registered data set's name, or a .npy, .npz or .csv file of one's own."""
+    if text in DATASET_DEFAULTS or datasets.files.is_data_file(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"unknown data set {text!r}: use one of {', '.join(sorted(DATASET_DEFAULTS))}, or a "
+        ".npy, .npz or .csv file of your own")
 
 
 def prior_std(text):
@@ -164,13 +177,19 @@ def build_parser():
                                             if key != "eval_size"})
                    for name, defaults in DATASET_DEFAULTS.items()) + " (a gaussian decoder: "
                "sigmoid mean, learned variance; grey MNIST is binarized afresh each "
-               "minibatch for a bernoulli one). All: Adagrad --lr 0.01, "
+               "minibatch for a bernoulli one); a .npy/.npz/.csv file of your "
+               "own: --hidden 200 --z-dim 10 (at most its width), the likelihood its values "
+               "choose (0/1: bernoulli; within [0, 1]: gaussian, sigmoid mean; else gaussian, "
+               "identity mean on standardized columns), --samples 1e6, 10% of its rows to "
+               "test (README: Your own data). All: Adagrad --lr 0.01, "
                "--batch-size 100, L = 1, N(0, 0.01^2) init, N(0, I) weight prior. "
                f"Models: {', '.join(models.names())}; {member_protocols()}. "
                "--net conv: " + _as_flags(NET_DEFAULTS["conv"]) + ". "
                "Continue a run with --resume RUN_DIR [--samples N].")
     add = parser.add_argument
-    add("--dataset", choices=sorted(DATASET_DEFAULTS), help="data set (required unless --resume)")
+    add("--dataset", type=dataset_argument, metavar="NAME|FILE",
+        help=f"data set: {', '.join(sorted(DATASET_DEFAULTS))}, or a .npy, .npz or .csv file "
+             "of your own (required unless --resume)")
     owners = model_option_owners()
     for setting, option in setting_options().items():
         members = owners.get(option.name, (None, models.names()))[1]
@@ -273,8 +292,9 @@ def _flag_of(setting):
     return setting_options()[setting].flags[0]
 
 
-def resolve_settings(args, stored=None, stored_model=None):
-    """The run's settings: per-data-set defaults, a conv net's recipe (NET_DEFAULTS), then
+def resolve_settings(args, stored=None, stored_model=None, data_defaults=None):
+    """The run's settings: per-data-set defaults (``data_defaults``, else
+    DATASET_DEFAULTS[args.dataset]), a conv net's recipe (NET_DEFAULTS), then
     the member's protocol (RUN_DEFAULTS), overlaid with the given flags; or, for a resumed run, the stored
     settings, refusing any flag that would change them."""
     if stored is None:
@@ -293,7 +313,9 @@ def resolve_settings(args, stored=None, stored_model=None):
         settings = {name: settings.get(name) for name in names}
         settings.update(own)
         settings["model"] = model_name
-        settings.update({k: v for k, v in DATASET_DEFAULTS[args.dataset].items() if k in names})
+        if data_defaults is None:
+            data_defaults = DATASET_DEFAULTS[args.dataset]
+        settings.update({k: v for k, v in data_defaults.items() if k in names})
         net = _given(args, "net") or model_class.RUN_DEFAULTS.get("net", settings.get("net"))
         settings.update({k: v for k, v in NET_DEFAULTS.get(net, {}).items() if k in names})
         settings.update({k: v for k, v in model_class.RUN_DEFAULTS.items() if k in names})
@@ -335,6 +357,17 @@ def model_options(settings, data):
 
 
 # --------------------------------------------------------------------------- data
+def load_splits(dataset, data_dir, dtype, source=None, file_data=None):
+    """((x, labels) of the training split, (x, labels) of the test split) of a registered
+    data set, or of a file of one's own (``source``: its record in config.json; its rows
+    scaled as recorded, no labels; ``file_data``: the file already read)."""
+    if source is not None:
+        rows = datasets.files.load(source, dtype, data=file_data)
+        return (rows["train"], None), (rows[TEST_SPLIT], None)
+    return (datasets.load(dataset, "train", data_dir=data_dir, dtype=dtype),
+            datasets.load(dataset, TEST_SPLIT, data_dir=data_dir, dtype=dtype))
+
+
 class Data:
     """The training set on the device, fixed evaluation subsets, and how to binarize.
 
@@ -342,11 +375,12 @@ class Data:
     model takes (x and a condition), so the loop is the same for every model.
     """
 
-    def __init__(self, dataset, settings, eval_size, data_dir, seed, binary):
+    def __init__(self, dataset, settings, eval_size, data_dir, seed, binary, source=None,
+                 file_data=None):
         dtype = numpy.dtype(settings["dtype"])
         try:
-            x_train, train_labels = datasets.load(dataset, "train", data_dir=data_dir, dtype=dtype)
-            x_test, test_labels = datasets.load(dataset, TEST_SPLIT, data_dir=data_dir, dtype=dtype)
+            (x_train, train_labels), (x_test, test_labels) = load_splits(
+                dataset, data_dir, dtype, source, file_data)
         except datasets.DataError as error:
             raise UsageError(f"Cannot load data set {dataset!r}: {error}") from None
         if settings.get("pool_splits"):
@@ -355,7 +389,8 @@ class Data:
             train_labels = (None if train_labels is None
                             else numpy.concatenate([train_labels, test_labels]))
         self.name, self.dtype = dataset, dtype
-        self.image_shape = datasets.image_shape(dataset)
+        self.image_shape = (datasets.image_shape(dataset) if source is None
+                            else tuple(source["image_shape"]))
         self.n_train, self.x_dim = x_train.shape
         self.n_classes = None if train_labels is None else int(train_labels.max()) + 1
         # A Bernoulli likelihood needs binary data: grey levels get a fresh draw per
@@ -929,13 +964,17 @@ def binarizes(settings):
 
 def _data_for(config, settings, eval_size, data_dir):
     binary = binarizes(settings)
-    return Data(config["dataset"], settings, eval_size, data_dir, settings["seed"], binary)
+    return Data(config["dataset"], settings, eval_size, data_dir, settings["seed"], binary,
+                source=config.get("data_file"))
 
 
-def load_run(run_dir, data_dir=None, eval_size=None, purpose="--resume"):
+def load_run(run_dir, data_dir=None, eval_size=None, purpose="--resume", data_file=None):
     """Rebuild a finished or interrupted run (model with its checkpoint, and data); its
-    config.json and checkpoint checked (numpyvae.runconfig): a RunFileError, one line."""
+    config.json and checkpoint checked (numpyvae.runconfig): a RunFileError, one line.
+    ``data_file``: the record of its own data file when the command moved it."""
     config = runconfig.read_run(run_dir, purpose)
+    if data_file is not None:
+        config["data_file"] = data_file
     model = runconfig.build_model(config, Path(run_dir) / CONFIG_NAME)
     try:
         saved = checkpoint.load_run_checkpoint(Path(run_dir) / checkpoint.CHECKPOINT_NAME)
@@ -1023,8 +1062,8 @@ def _resume(args):
     """The run of --resume RUN_DIR, its config (updated by the allowed flags) and budget."""
     run_dir = Path(args.resume)
     config = runconfig.read_run(run_dir)
-    if args.dataset is not None and args.dataset != config["dataset"]:
-        raise UsageError(f"--dataset {args.dataset} but {run_dir} is a {config['dataset']} run.")
+    if args.dataset is not None:
+        check_resumed_dataset(args.dataset, config, run_dir)
     resolve_settings(args, stored=config["settings"], stored_model=config["model"])
     # The learning curve's subsets stay the run's: a new size would mix two in one curve.
     if args.eval_size is not None and args.eval_size != config["eval"]["eval_size"]:
@@ -1039,7 +1078,8 @@ def _resume(args):
     if removed:
         warn(f"removed {len(removed)} temporary file(s) left by a killed process: "
              f"{', '.join(sorted(removed))}")
-    run = load_run(run_dir, config.get("data_dir"), config["eval"]["eval_size"])[0]
+    run = load_run(run_dir, config.get("data_dir"), config["eval"]["eval_size"],
+                   data_file=config.get("data_file"))[0]
     run.config = config
     budget = budget_from(args, run.data.n_train, config["budget_samples"])
     truncate_metrics(run_dir, run.samples_seen, warn)
@@ -1054,9 +1094,61 @@ def _resume(args):
     return run, config, budget
 
 
+def check_resumed_dataset(given, config, run_dir):
+    """--dataset on --resume names the run's data set; for a file of one's own, a path to
+    the same bytes (SHA-256), whose new place is then recorded in ``config``."""
+    record = config.get("data_file")
+    if record is None or not datasets.files.is_data_file(given):
+        if record is not None or given != config["dataset"]:
+            trained = record["path"] if record is not None else config["dataset"]
+            raise UsageError(f"--dataset {given} but {run_dir} was trained on {trained}.")
+        return
+    try:
+        found = datasets.files.read(given, expected_sha256=record["sha256"])
+    except datasets.files.ChangedFileError:
+        raise UsageError(f"--dataset {given} is not the file {run_dir} was trained on "
+                         f"({record['path']}, SHA-256 {record['sha256'][:12]}...): its bytes "
+                         "differ. Drop --dataset to read that file, or train a new run on "
+                         "this one.") from None
+    except datasets.DataError as error:
+        raise UsageError(str(error)) from None
+    record["path"] = str(found.path)
+
+
+def dataset_defaults(name):
+    """(the checked file or None, the data set's defaults): DATASET_DEFAULTS[name], or for
+    a file of one's own FILE_DEFAULTS with the decoder its values choose and z_dim at most
+    its width."""
+    if not datasets.files.is_data_file(name):
+        return None, DATASET_DEFAULTS[name]
+    try:
+        data = datasets.files.read(name)
+    except datasets.DataError as error:
+        raise UsageError(str(error)) from None
+    width = data.rows.shape[1]
+    return data, dict(FILE_DEFAULTS, **datasets.files.likelihood_for(data),
+                      z_dim=min(FILE_DEFAULTS["z_dim"], width))
+
+
+def describe_file(file_data, settings):
+    """The record (config.json's data_file) of how this run reads its own file; printed
+    once. Refuses a decoder the values do not fit."""
+    if settings.get("net") == "conv" and not file_data.images:
+        raise UsageError(f"--net conv reads images, but {file_data.path} holds rows (N, D): "
+                         "use --net mlp, or save images (N, H, W) or (N, C, H, W).")
+    likelihood, activation = settings["likelihood"], settings["output_activation"]
+    try:
+        record = datasets.files.describe(file_data, likelihood, activation)
+    except datasets.DataError as error:
+        raise UsageError(str(error)) from None
+    print(datasets.files.summary(record, likelihood, activation), file=sys.stderr)
+    return record
+
+
 def _start(args, locks):
     """A new run: settings from defaults and flags, a new run directory, checkpoint 0."""
-    settings = resolve_settings(args)
+    file_data, defaults = dataset_defaults(args.dataset)
+    settings = resolve_settings(args, data_defaults=defaults)
     if settings["model"] == "iwae" and settings["objective"] not in (None, "iwae"):
         raise UsageError("--model iwae trains the IWAE bound: drop --objective, or use "
                          "--model vae --objective elbo.")
@@ -1065,16 +1157,20 @@ def _start(args, locks):
                          "use --model iwae).")
     if settings.get("adam_eps") is not None and settings["optimizer"] != "adam":
         raise UsageError("--adam-eps needs --optimizer adam.")
-    eval_size = args.eval_size if args.eval_size is not None else \
-        DATASET_DEFAULTS[args.dataset]["eval_size"]
+    eval_size = args.eval_size if args.eval_size is not None else defaults["eval_size"]
     model_class = models.model_class(settings["model"])
-    data = Data(args.dataset, settings, eval_size, args.data_dir, settings["seed"],
-                binary=binarizes(settings))
+    source = None if file_data is None else describe_file(file_data, settings)
+    name = args.dataset if file_data is None else file_data.name
+    data = Data(name, settings, eval_size, args.data_dir, settings["seed"],
+                binary=binarizes(settings), source=source, file_data=file_data)
     if settings["batch_size"] > data.n_train:
-        raise UsageError(f"--batch-size {settings['batch_size']} is larger than {args.dataset}'s "
-                         f"{data.n_train} training examples: use at most {data.n_train}.")
+        if source is None or _given(args, "batch_size") is not None:
+            raise UsageError(f"--batch-size {settings['batch_size']} is larger than {name}'s "
+                             f"{data.n_train} training examples: use at most {data.n_train}.")
+        settings["batch_size"] = data.n_train      # a small table: each minibatch is all of it
+        warn(f"{name} has {data.n_train} training rows: --batch-size {data.n_train}.")
     protocol_epochs = model_class.RUN_DEFAULTS.get("epochs")
-    budget = budget_from(args, data.n_train, DATASET_DEFAULTS[args.dataset]["samples"]
+    budget = budget_from(args, data.n_train, defaults["samples"]
                          if protocol_epochs is None else int(protocol_epochs * data.n_train))
     if settings["batch_norm"] and settings["batch_size"] < 2:
         raise UsageError("--batch-norm with --batch-size 1 normalizes every unit over a single "
@@ -1090,7 +1186,7 @@ def _start(args, locks):
     except (ValueError, MemoryError) as error:
         raise UsageError(str(error)) from None
     if data.binary and model.likelihood != "bernoulli":
-        warn(f"{args.dataset} is binary here (0s and 1s), and a continuous {model.likelihood} "
+        warn(f"{name} is binary here (0s and 1s), and a continuous {model.likelihood} "
              "density on it grows without bound as its variance shrinks: its \"log p(x)\" can "
              "exceed 0 and means little. Use --likelihood bernoulli for binary data.")
     if settings.get("beta_warmup") and not isinstance(model.objective_part, Elbo):
@@ -1098,7 +1194,7 @@ def _start(args, locks):
                          f"run trains the {model.objective_label}, which has none to anneal: "
                          "drop --beta-warmup.")
     run_dir = Path(args.out) if args.out else default_run_dir(
-        args.dataset, settings["model"], settings.get("beta"), model.z_dim)
+        name, settings["model"], settings.get("beta"), model.z_dim)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -1116,17 +1212,19 @@ def _start(args, locks):
         raise UsageError(f"{run_dir} holds {', '.join(left)} of an earlier run but no checkpoint "
                          "to resume: choose another --out, or move those files away.")
     rundir.remove_orphan_temporaries(run_dir)
-    config = dict(dataset=args.dataset, model_name=settings["model"], settings=settings,
+    config = dict(dataset=name, model_name=settings["model"], settings=settings,
                   model=model.config(), budget_samples=budget, n_train=data.n_train,
                   test_split=TEST_SPLIT,
                   eval=dict(eval_size=eval_size, train_examples=data.train_count,
                             test_examples=data.test_count,
                             evals_per_decade=args.evals_per_decade or EVALS_PER_DECADE),
                   dynamic_binarization=data.binarize,
-                  pixel_scaling="grey levels / 255 (numpyvae.datasets.load)",
+                  pixel_scaling=("grey levels / 255 (numpyvae.datasets.load)" if source is None
+                                 else "as data_file.scaling says (numpyvae.datasets.files)"),
                   # The resolved directory, so that evaluate and --resume find the data
                   # even when NUMPYVAE_DATA is not set for them.
                   data_dir=str(datasets.resolve_data_dir(args.data_dir)),
+                  **({} if source is None else dict(data_file=source)),
                   numpyvae_version=__version__,
                   created=datetime.now().isoformat(timespec="seconds"))
     write_config(run_dir, config)

@@ -22,9 +22,15 @@ Data sets (``names()``): ``frey``, ``binarized-mnist``, ``mnist``,
   local folder) and verifies all files of a data set; ``data_fetch.py`` is the
   command-line front end.
 
+* ``files``: a data set from one's own ``.npy``, ``.npz`` or ``.csv`` file
+  (``python -m numpyvae.train --dataset PATH``): ``files.read(path)`` checks it,
+  ``files.load_split(config["data_file"], split)`` gives a run's rows scaled as it
+  trained on them, ``files.scale(rows, config["data_file"])`` scales new rows alike.
+
 All errors derive from ``DataError`` and say what to do.
 """
 
+from . import files
 from .errors import ChecksumError, DataError, DataNotFoundError, DownloadError, FormatError
 from .fetch import FetchResult, download_file, fetch, fetch_file, import_file
 from .loading import (available, binarize, channels_and_size, class_names, fixed_subset, frey_split, image_shape, load,
@@ -34,6 +40,7 @@ from .registry import DATASETS, Dataset, FileSpec, get_dataset, names
 
 __all__ = [
     "fixed_subset",
+    "files",
     "DATASETS",
     "ChecksumError",
     "DataError",
