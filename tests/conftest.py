@@ -125,6 +125,21 @@ def fake_cifar_archive(rng, per_batch=(2, 2, 2, 2, 2, 3), replace_members=None):
     return stream.getvalue(), arrays
 
 
+def need_data(name, split="train"):
+    """Skip the calling test, naming what is missing, when a real data set is absent."""
+    from numpyvae import datasets
+    try:
+        datasets.load(name, split, download=False)
+    except datasets.DataError as error:
+        pytest.skip(f"{name} data missing: {error}")
+
+
+@pytest.fixture
+def frey_data():
+    """Tests marked with ``usefixtures("frey_data")`` need Frey Face."""
+    need_data("frey")
+
+
 DATA_SKIP_WORDS = ("missing", "not available", "not yet downloaded", "needs the")
 
 

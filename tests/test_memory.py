@@ -6,19 +6,12 @@ import re
 import numpy
 import pytest
 
+from conftest import need_data
 from numpyvae import memory, models
 from numpyvae.train import main
 
 MIB = 2 ** 20
 TINY = ["--dataset", "frey", "--hidden", "20", "--evals-per-decade", "4", "--no-figures"]
-
-
-def _skip_without_frey():
-    from numpyvae import datasets
-    try:
-        datasets.load("frey", "train", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"Frey Face data missing (frey/frey_rawface.mat): {error}")
 
 
 def _iwae(batch_norm=False):
@@ -65,7 +58,7 @@ def _refusal(capsys):
 
 
 def test_a_k_that_cannot_fit_is_refused_naming_one_that_does(tmp_path, capsys, monkeypatch):
-    _skip_without_frey()
+    need_data("frey")
     available = 400 * MIB
     monkeypatch.setattr(memory, "available_bytes", lambda: available)
     status = main([*TINY, "--model", "iwae", "--k", "100000", "--samples", "200",
@@ -87,7 +80,7 @@ def test_a_k_that_cannot_fit_is_refused_naming_one_that_does(tmp_path, capsys, m
 
 
 def test_mc_samples_and_z_dim_that_cannot_fit_are_refused(tmp_path, capsys, monkeypatch):
-    _skip_without_frey()
+    need_data("frey")
     monkeypatch.setattr(memory, "available_bytes", lambda: 400 * MIB)
     assert main([*TINY, "--mc-samples", "1000000", "--out", str(tmp_path / "a")]) == 2
     err = _refusal(capsys)

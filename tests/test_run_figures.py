@@ -14,24 +14,13 @@ import numpy
 import pytest
 
 import numpyvae as nv
+from conftest import need_data
 from numpyvae import datasets, figures, rundir
 from numpyvae import train as train_module
 from numpyvae.train import main
 
 TINY = ["--dataset", "frey", "--hidden", "20", "--evals-per-decade", "4"]
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def _needs(name):
-    try:
-        datasets.load(name, "test", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"{name} data missing: {error}")
-
-
-@pytest.fixture
-def frey_data():
-    _needs("frey")
 
 
 needs_frey = pytest.mark.usefixtures("frey_data")
@@ -294,7 +283,7 @@ def test_vq_vae_interpolates_codes_and_refuses_traversal():
 
 def test_readme_recipe_runs(tmp_path):
     """Every line of the README's numpyvae.load block, on a small CVAE run."""
-    _needs("mnist")
+    need_data("mnist")
     run_dir = tmp_path / "run"
     assert train("--model", "cvae", "--dataset", "mnist", "--hidden", "16", "--samples", "200",
                  "--eval-size", "100", "--out", run_dir, "--no-figures") == 0

@@ -19,22 +19,11 @@ from pathlib import Path
 import numpy
 import pytest
 
+from conftest import need_data
 from numpyvae import checkpoint, datasets
 from numpyvae.train import main
 
 TINY = ["--dataset", "frey", "--hidden", "20", "--evals-per-decade", "4"]
-
-
-def _needs(name, split="train"):
-    try:
-        datasets.load(name, split, download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"{name} data missing: {error}")
-
-
-@pytest.fixture
-def frey_data():
-    _needs("frey")
 
 
 needs_frey = pytest.mark.usefixtures("frey_data")
@@ -289,7 +278,7 @@ def test_diverging_mnist_run_exits_3_with_a_good_checkpoint(tmp_path, capsys):
     """Item 7: --lr 0.3 on MNIST (hidden 100): the old command finished with exit 0 and
     a test ELBO of about -4100 nats (the independent-pixel model reaches -205); now it
     stops with exit 3, advice on --lr, and keeps the last good checkpoint."""
-    _needs("mnist")
+    need_data("mnist")
     run_dir = tmp_path / "run"
     assert train("--dataset", "mnist", "--hidden", 100, "--lr", 0.3, "--samples", 3000,
                  "--eval-size", 200, "--out", run_dir) == 3

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy
 import pytest
 
+from conftest import need_data
 from numpyvae import checkpoint, datasets
 
 pytestmark = pytest.mark.slow
@@ -26,10 +27,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def frey_data():
-    try:
-        datasets.load("frey", "train", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"Frey Face data missing: {error}")
+    need_data("frey")
 
 
 def command(*argv):

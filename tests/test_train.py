@@ -24,18 +24,6 @@ from numpyvae.train import kl_weight, main, next_evaluation
 TINY = ["--dataset", "frey", "--hidden", "20", "--evals-per-decade", "4"]
 
 
-def _skip_without_frey():
-    try:
-        datasets.load("frey", "train", download=False)
-    except datasets.DataError as error:
-        pytest.skip(f"Frey Face data missing (frey/frey_rawface.mat): {error}")
-
-
-@pytest.fixture
-def frey_data():
-    _skip_without_frey()
-
-
 needs_frey = pytest.mark.usefixtures("frey_data")
 
 
