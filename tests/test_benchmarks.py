@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import need_data
 
 import numpyvae as nv
 
@@ -33,8 +34,11 @@ def test_matmul_shapes_are_the_models_products(name):
     ("bench_optimizer.py", ["--rounds", "1", "--steps", "2"], "| mnist | 815,824 | adagrad |"),
     ("bench_threads.py", ["--rounds", "1"], "), 2 threads | "),
     ("bench_conv.py", ["--quick"], "| vq-vae: tiny shapes | 8 | 1 |"),
+    ("bench_shared_machine.py", ["--quick"], "| auto | "),
 ])
 def test_benchmark_script_prints_its_table(script, arguments, expected):
+    if script == "bench_shared_machine.py":
+        need_data("frey")   # it runs the training command on Frey Face
     completed = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments],
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
