@@ -20,7 +20,7 @@ and ``load_state_dict()`` save and restore it, for checkpoints.
 """
 import numpy
 
-from . import backend
+from . import backend, threads
 from .parameters import ParameterDict, same_layout
 
 # 32768 float32 = 128 KiB per array; an update touches at most five arrays, which
@@ -52,8 +52,10 @@ class Optimizer:
                     self.state[name] = {key: xp.zeros_like(value) for key, value in params.items()}
         return [self.state[name] for name in self.state_names]
 
-    def _segments(self, params, grads):
-        """Yield (parameter, gradient, scratch, *state) arrays to update together."""
+    def _segments(self, params, grads, workers=1):
+        """Lists of (parameter, gradient, scratch, *state) arrays to update together, one
+        list per worker: the flat buffers' blocks split into ``workers`` runs of
+        neighbouring blocks, each run with its own scratch."""
         if set(params) != set(grads):
             raise ValueError("params and grads must have the same names; differing: "
                              f"{sorted(set(params) ^ set(grads))}.")
@@ -62,18 +64,26 @@ class Optimizer:
             flats = [params.flat, grads.flat, *[state.flat for state in states]]
             size = flats[0].size
             block = BLOCK_ELEMENTS if backend.namespace_of(flats[0]) is numpy else max(size, 1)
-            scratch = self._scratch_for("flat", flats[1][:min(block, size)])
-            for start in range(0, size, block):
-                stop = min(start + block, size)
-                parts = [flat[start:stop] for flat in flats]
-                yield (parts[0], parts[1], scratch[:stop - start], *parts[2:])
-            return
+            starts = list(range(0, size, block))
+            workers = max(1, min(workers, len(starts)))
+            runs = []
+            for worker in range(workers):
+                scratch = self._scratch_for(f"flat{worker}", flats[1][:min(block, size)])
+                mine = starts[worker * len(starts) // workers:(worker + 1) * len(starts) // workers]
+                runs.append([(*(flat[start:min(start + block, size)] for flat in flats[:2]),
+                              scratch[:min(block, size - start)],
+                              *(flat[start:min(start + block, size)] for flat in flats[2:]))
+                             for start in mine])
+            return runs
+        segments = []
         for key, value in params.items():
             grad = grads[key]
             if tuple(grad.shape) != tuple(value.shape):
                 raise ValueError(f"grads[{key!r}] has shape {tuple(grad.shape)}, "
                                  f"params[{key!r}] has {tuple(value.shape)}.")
-            yield (value, grad, self._scratch_for(key, grad), *[state[key] for state in states])
+            segments.append((value, grad, self._scratch_for(key, grad),
+                             *[state[key] for state in states]))
+        return [segments]
 
     def _scratch_for(self, key, like):
         scratch = self._scratch.get(key)
@@ -87,9 +97,19 @@ class Optimizer:
         self._state_buffers(params)
 
     def step(self, params, grads):
-        """One update of every array in ``params``, in place."""
+        """One update of every array in ``params``, in place. With ``threads.workers()``
+        above 1, a second thread updates the second half of the flat buffer's blocks:
+        NumPy releases the GIL inside each element-wise pass, and every element goes
+        through the same operations, so the result is the same to the last bit."""
         self.steps += 1
-        for segment in self._segments(params, grads):
+        runs = self._segments(params, grads, threads.workers())
+        pending = [threads.pool().submit(self._update_all, run) for run in runs[1:]]
+        self._update_all(runs[0])
+        for job in pending:
+            job.result()
+
+    def _update_all(self, segments):
+        for segment in segments:
             self._update(*segment)
 
     def state_dict(self):

@@ -22,7 +22,24 @@ except ImportError:                      # an install without it: the BLAS defau
     threadpool_info = threadpool_limits = None
 
 RECHECK_SECONDS = 3.0
+_state = {"workers": 1, "pool": None}   # what the training command chose, for optim.py
 ENVIRONMENT = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def workers():
+    """Threads NumPy code outside the BLAS may use (the optimizer's update): the BLAS
+    count a ThreadChooser set last, else 1 (a library user's process is left alone)."""
+    return _state["workers"]
+
+
+def pool():
+    """The worker threads element-wise work shares beside the calling one (started on
+    first use)."""
+    if _state["pool"] is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _state["pool"] = ThreadPoolExecutor(max_workers=max(1, cores() - 1),
+                                            thread_name_prefix="numpyvae")
+    return _state["pool"]
 
 
 def cores():
@@ -85,7 +102,7 @@ class ThreadChooser:
         if count != self.limit and threadpool_limits is not None:
             threadpool_limits(limits=count, user_api="blas")
             self.changes += self.limit is not None
-        self.limit = count
+        self.limit = _state["workers"] = count
         return count
 
     def _sample(self):

@@ -1,5 +1,7 @@
 """Each optimizer against its update written out by hand, on a tiny problem; the
 flat-buffer path and the per-array path give identical results."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -119,3 +121,28 @@ def test_blocked_flat_update_equals_per_array_update(name, monkeypatch):
         separate_optimizer.step(separate, gradient(separate, target))
     for k in separate:
         np.testing.assert_array_equal(params[k], separate[k])
+
+
+@pytest.mark.parametrize("name", SETTINGS)
+@pytest.mark.parametrize("workers", [2, 3])
+def test_threaded_flat_update_equals_one_thread(name, workers, monkeypatch):
+    """With more workers (the training command's BLAS thread count), runs of blocks
+    are updated on other threads: the numbers must be those of one thread, bit for bit."""
+    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)   # 9 elements: 5 blocks
+    target, start = quadratic_problem()
+    one, grads_one = flat_parameters(start)
+    many, grads_many = flat_parameters(start)
+    single, threaded = CLASSES[name](**SETTINGS[name]), CLASSES[name](**SETTINGS[name])
+    used = []
+    original_update_all = threaded._update_all
+    monkeypatch.setattr(threaded, "_update_all", lambda run: (used.append(
+        threading.current_thread().name), original_update_all(run))[1])
+    for _ in range(10):
+        grads_one.assign(gradient(one, target))
+        grads_many.assign(gradient(many, target))
+        monkeypatch.setattr(nv.threads, "_state", dict(nv.threads._state, workers=1))
+        single.step(one, grads_one)
+        monkeypatch.setattr(nv.threads, "_state", dict(nv.threads._state, workers=workers))
+        threaded.step(many, grads_many)
+    np.testing.assert_array_equal(one.flat, many.flat)
+    assert any(thread.startswith("numpyvae") for thread in used)
