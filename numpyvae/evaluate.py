@@ -115,6 +115,10 @@ def load_split(config, split, data_dir, seed):
             x, labels = datasets.load(config["dataset"], split, data_dir=data_dir, dtype=dtype)
     except (datasets.DataError, ValueError, KeyError) as error:
         raise UsageError(f"Cannot load {config['dataset']} {split!r}: {error}") from None
+    count = config["settings"].get("train_examples")
+    if split == "train" and count is not None:   # the rows the run trained on
+        keep = datasets.training_rows(len(x), count)
+        x, labels = x[keep], None if labels is None else labels[keep]
     if config.get("dynamic_binarization"):
         x = datasets.binarize(x, numpy.random.default_rng([seed, 9]))
     return x, (None if labels is None else labels.astype(numpy.int64))

@@ -128,6 +128,10 @@ TRAIN_OPTIONS = (
     Option("binarize", None, "binarize grey levels afresh per minibatch for a Bernoulli "
            "decoder (the default; vade: --no-binarize, the cross-entropy on grey levels as "
            "its code does)", bool, run=True, cli=dict(action=argparse.BooleanOptionalAction)),
+    Option("train_examples", None, "train on a fixed random subset of this many training "
+           "examples, the same for every seed (AEVB's Figure 3: 1000); the weight prior and "
+           "evaluate --split train then count those", positive_int, run=True,
+           cli=dict(metavar="N")),
     Option("pool_splits", False, "train on the training and test splits pooled (vade's "
            "default: its MNIST protocol); the test metrics are then not held out", bool,
            run=True, cli=dict(action=argparse.BooleanOptionalAction)),
@@ -383,6 +387,13 @@ class Data:
                 dataset, data_dir, dtype, source, file_data)
         except datasets.DataError as error:
             raise UsageError(f"Cannot load data set {dataset!r}: {error}") from None
+        if settings.get("train_examples") is not None:
+            try:
+                keep = datasets.training_rows(len(x_train), settings["train_examples"])
+            except ValueError as error:
+                raise UsageError(f"{dataset}: {error}") from None
+            x_train = x_train[keep]
+            train_labels = None if train_labels is None else train_labels[keep]
         if settings.get("pool_splits"):
             # Train and test pooled (VaDE's protocol); the test subset stays the test's.
             x_train = numpy.concatenate([x_train, x_test])

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy
 import pytest
 
+from conftest import need_data
 import numpyvae as nv
 from numpyvae import checkpoint, datasets
 from numpyvae.train import kl_weight, main, next_evaluation
@@ -453,3 +454,29 @@ def test_tiny_evaluation_subsets_and_priors(tmp_path, capsys):
     assert train(*TINY, "--samples", 200, "--weight-prior-std", "1e-200", "--out",
                  tmp_path / "tiny", "--no-figures") == 2
     assert "1 / std^2 overflows" in capsys.readouterr().err
+
+
+def test_train_examples_trains_and_evaluates_on_one_fixed_subset(tmp_path, capsys):
+    """AEVB's Figure 3 trains on 1000 MNIST images: --train-examples N keeps N fixed
+    rows of the training split (the same for every seed), the weight prior counts N,
+    and evaluate --split train scores those rows."""
+    need_data("mnist")
+    from numpyvae import evaluate as evaluate_module
+    runs = []
+    for seed in (0, 1):
+        run = tmp_path / f"s{seed}"
+        assert train("--dataset", "mnist", "--hidden", 20, "--z-dim", 3, "--train-examples", 300,
+                     "--samples", 600, "--seed", seed, "--no-figures", "--out", run) == 0
+        runs.append(run)
+    config = json.loads((runs[0] / "config.json").read_text())
+    assert config["n_train"] == 300 and config["model"]["weight_prior_scale"] == 1 / 300
+    rows = datasets.training_rows(60000, 300)
+    assert numpy.array_equal(rows, datasets.training_rows(60000, 300)) and len(set(rows)) == 300
+    x_all, _ = datasets.load("mnist", "train")
+    x_eval, _ = evaluate_module.load_split(config, "train", None, 0)
+    assert x_eval.shape[0] == 300
+    grey = evaluate_module.load_split(dict(config, dynamic_binarization=False), "train", None, 0)[0]
+    assert numpy.array_equal(grey, x_all[rows].astype(grey.dtype))
+    assert train("--dataset", "mnist", "--train-examples", 70000, "--samples", 100,
+                 "--out", tmp_path / "big") == 2
+    assert "at most 60000" in capsys.readouterr().err

@@ -33,13 +33,13 @@ All errors derive from ``DataError`` and say what to do.
 from . import files
 from .errors import ChecksumError, DataError, DataNotFoundError, DownloadError, FormatError
 from .fetch import FetchResult, download_file, fetch, fetch_file, import_file
-from .loading import (available, binarize, channels_and_size, class_names, fixed_subset, frey_split, image_shape, load,
-                      splits)
+from .loading import (available, binarize, channels_and_size, class_names, fixed_subset,
+                      frey_split, image_shape, load, splits, training_rows)
 from .paths import cache_dir, default_data_dir, resolve_data_dir
 from .registry import DATASETS, Dataset, FileSpec, get_dataset, names
 
 __all__ = [
-    "fixed_subset",
+    "fixed_subset", "training_rows",
     "files",
     "DATASETS",
     "ChecksumError",

@@ -246,3 +246,15 @@ def fixed_subset(n_examples, count, seed, stream):
         return np.arange(n_examples)
     rng = np.random.default_rng([seed, stream])
     return np.sort(rng.choice(n_examples, size=count, replace=False))
+
+
+TRAINING_ROWS_SEED = 11   # one --train-examples subset for every seed and run
+
+
+def training_rows(n_examples, count):
+    """Sorted rows of the training split that a run trained on ``count`` examples keeps
+    (numpyvae.train --train-examples): the same subset for every seed."""
+    if count > n_examples:
+        raise ValueError(f"--train-examples {count}, but the training split has {n_examples} "
+                         f"examples: use at most {n_examples}.")
+    return fixed_subset(n_examples, count, TRAINING_ROWS_SEED, stream=0)
