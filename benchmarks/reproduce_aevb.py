@@ -88,20 +88,32 @@ def train(name, spec, runs_dir, report_only):
     return run_dir, run_command(command, runs_dir / f"{name}.log")
 
 
-def evaluate(run_dir, k, n_test, runs_dir, report_only):
-    path = run_dir / "evaluation.json"
-    wanted_n = None if n_test == "all" else int(n_test)
-    if path.exists():
-        result = json.loads(path.read_text())
-        if result["k"] == k and (result["subset"] == "all" if wanted_n is None
-                                 else result["subset"].startswith(f"random {wanted_n} ")):
-            return result, None
+def find_result(run_dir, k, n_test, split="test", seen=None):
+    """The evaluation of ``run_dir`` after ``seen`` training samples (default: its
+    checkpoint's) with K = k on n_test examples of ``split`` (a fixed random subset, or
+    "all"), or None."""
+    from numpyvae.evaluate import read_results
+
+    seen = samples_seen(run_dir) if seen is None else seen
+    for result in read_results(run_dir).values():
+        if (result.get("kind") is None and result["split"] == split and result["k"] == k
+                and result["samples_seen"] == seen
+                and (result["subset"] == "all" if n_test == "all"
+                     else result["n_examples"] == int(n_test) and result["subset"] != "all")):
+            return result
+    return None
+
+
+def evaluate(run_dir, k, n_test, runs_dir, report_only, split="test"):
+    result = find_result(run_dir, k, n_test, split)
+    if result is not None:
+        return result, None
     if report_only:
-        sys.exit(f"{run_dir} has no evaluation with K={k} on {n_test} test images.")
+        sys.exit(f"{run_dir} has no evaluation with K={k} on {n_test} {split} images.")
     command = [sys.executable, "-m", "numpyvae.evaluate", str(run_dir), "--k", str(k),
-               "--n-test", str(n_test)]
+               "--n-test", str(n_test), "--split", split]
     seconds = run_command(command, runs_dir / f"{run_dir.name}-evaluate.log")
-    return json.loads(path.read_text()), seconds
+    return find_result(run_dir, k, n_test, split), seconds
 
 
 def command_text(config):

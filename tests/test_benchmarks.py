@@ -43,3 +43,24 @@ def test_benchmark_script_prints_its_table(script, arguments, expected):
                                capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stderr
     assert expected in completed.stdout
+
+
+def test_aevb_sweeps_quick_mode_trains_evaluates_and_reports(tmp_path):
+    """benchmarks/reproduce_aevb_sweeps.py --quick: every Figure 2 run and both Figure 3
+    runs train, evaluate and print their tables; a second call resumes nothing."""
+    need_data("frey")
+    need_data("binarized-mnist", "test")
+    need_data("mnist")
+    command = [sys.executable, str(BENCHMARKS / "reproduce_aevb_sweeps.py"), "--quick",
+               "--runs-dir", str(tmp_path), "--latents", "2", "3"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "| frey | 2 | 1e+06 | 672.9 | not reached" in completed.stdout
+    assert "| mnist | 3 | 1e+06 | -153 |" in completed.stdout
+    assert (tmp_path / "figure2-frey.png").exists() and (tmp_path / "figure2-mnist.png").exists()
+    def table(stdout):
+        return [line for line in stdout.splitlines() if line.startswith(("| 1000 |", "| 50000 |"))]
+    assert len(table(completed.stdout)) == 2 and all("±" in row for row in table(completed.stdout))
+    again = subprocess.run(command + ["--report-only"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert table(again.stdout) == table(completed.stdout)
