@@ -64,3 +64,15 @@ def test_aevb_sweeps_quick_mode_trains_evaluates_and_reports(tmp_path):
     again = subprocess.run(command + ["--report-only"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert table(again.stdout) == table(completed.stdout)
+
+
+def test_chen_sweep_quick_mode_reports_every_latent(tmp_path):
+    need_data("mnist")
+    command = [sys.executable, str(BENCHMARKS / "reproduce_chen_sweep.py"), "--quick",
+               "--only", "mnist", "--latents", "2", "5", "--runs-dir", str(tmp_path)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = [line for line in completed.stdout.splitlines() if line.startswith("| mnist |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["2", "5"]
+    assert (tmp_path / "chen-sweep-mnist.png").exists()
+    assert (tmp_path / "mnist-d2" / "figures" / "manifold.png").exists()
