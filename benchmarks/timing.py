@@ -1,8 +1,21 @@
 """Timing helpers shared by the benchmarks: best-of-N wall time, numpyvae's training
-step as a user's loop runs it, and a step's matrix products alone. Import it after the thread counts are fixed: it loads NumPy."""
+step as a user's loop runs it, a step's matrix products alone, interleaved rounds, and
+one child process per thread count. Import it after the thread counts are fixed: it
+loads NumPy."""
+import json
+import os
+import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
+
+# Seconds between timed segments. OpenBLAS and PyTorch's OpenMP keep their worker
+# threads spinning for a while after each call; a pause lets them go idle, so that
+# neither runner is timed while the other's threads still occupy the cores.
+IDLE_PAUSE = 0.5
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def best_seconds(function, repeats, tries=5):
@@ -54,10 +67,10 @@ def matmul_runner(shapes, library="numpy", worker=None, split_min_multiply_adds=
     return run
 
 
-def numpyvae_runner(model, optimizer, data, batch):
+def numpyvae_runner(model, optimizer, data, batch, conditions=None):
     """run(steps): that many training steps through the public API a user's loop calls
     (loss_and_grads with the model's noise, then optimizer.step), cycling through
-    ``data`` in batches; returns the last loss."""
+    ``data`` (and its ``conditions``, a CVAE's labels) in batches; returns the last loss."""
     from numpyvae import backend   # noqa: PLC0415  (after the thread counts, like NumPy)
     rng = np.random.default_rng(1)
     data = backend.to_device(data, model.xp)  # once, not per batch
@@ -67,8 +80,55 @@ def numpyvae_runner(model, optimizer, data, batch):
         for _ in range(steps):
             start = position[0]
             x = data[start:start + batch]
+            condition = None if conditions is None else conditions[start:start + batch]
             position[0] = (start + batch) % (len(data) - batch + 1)
-            loss, grads = model.loss_and_grads(x, rng=rng)
+            loss, grads = model.loss_and_grads(x, condition=condition, rng=rng)
             optimizer.step(model.params, grads)
         return float(loss)
     return run
+
+
+def steps_for(run, seconds, least=3):
+    """How many calls of ``run(steps)`` fill about ``seconds`` (at least ``least``),
+    from one timed step after a warm-up step."""
+    run(1)
+    start = time.perf_counter()
+    run(1)
+    return max(least, round(seconds / max(time.perf_counter() - start, 1e-9)))
+
+
+def interleaved_ms(runners, rounds, steps, pause=IDLE_PAUSE):
+    """Median milliseconds per step of each ``runners[key](steps)``: ``rounds`` rounds
+    in which each runner runs once, the order reversed every round, after ``pause``
+    seconds."""
+    times = {key: [] for key in runners}
+    order = list(runners)
+    for _ in range(rounds):
+        for key in order:
+            time.sleep(pause)
+            start = time.perf_counter()
+            runners[key](steps)
+            times[key].append(1e3 * (time.perf_counter() - start) / steps)
+        order.reverse()
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def run_children(script, threads, arguments, marker):
+    """Run ``script --child N *arguments`` once per thread count N, the BLAS thread
+    counts set in its environment (a BLAS fixes them when it loads), and return each
+    child's result: the JSON on its stdout line that starts with ``marker``. A child
+    that fails ends the run: its stderr is shown and its exit status returned as
+    (status, None)."""
+    results = []
+    for count in threads:
+        environment = dict(os.environ, **{name: str(count) for name in THREAD_VARIABLES})
+        completed = subprocess.run([sys.executable, os.path.abspath(script), "--child",
+                                    str(count), *arguments], env=environment,
+                                   capture_output=True, text=True)
+        sys.stderr.write(completed.stderr)
+        if completed.returncode != 0:
+            print(completed.stdout)
+            return completed.returncode, None
+        line = next(line for line in completed.stdout.splitlines() if line.startswith(marker))
+        results.append(json.loads(line[len(marker):]))
+    return 0, results
