@@ -12,10 +12,10 @@ MODELS = {
 
 
 
-def aevb_shape(name, **changes):
-    """A family entry for one of MODELS: AEVB's VAE, Adagrad, its batch; ``changes``
-    replace numpyvae.models.create options."""
-    x_dim, hidden, z_dim, likelihood, lr, batch = MODELS[name]
+def aevb_shape(key, **changes):
+    """A family entry for MODELS[key]: AEVB's VAE, Adagrad, its batch; ``changes``
+    replace numpyvae.models.create options (``name`` the member)."""
+    x_dim, hidden, z_dim, likelihood, lr, batch = MODELS[key]
     options = dict(name="vae", x_dim=x_dim, hidden=hidden, z_dim=z_dim, likelihood=likelihood)
     return dict(model={**options, **changes}, optimizer=("adagrad", {"lr": lr}), batch=batch)
 

@@ -14,9 +14,9 @@ loads; the parent sets it in the child's environment, as bench_threads.py does),
 
 1. builds each numpyvae model and its PyTorch twin from the same weights
    (torch_twins.py), feeds both the same batches and noise for three optimizer steps and
-   checks the first loss (relative difference under LOSS_TOLERANCE), every gradient
-   (max-abs relative error under GRAD_TOLERANCE per array) and the batch norms' running
-   statistics; the script exits with status 1 if they disagree;
+   checks the first loss (relative difference under torch_twins.LOSS_TOLERANCE, 1e-6),
+   every gradient (max-abs relative error under GRAD_TOLERANCE, 1e-3, per array) and the
+   batch norms' running statistics; the script exits with status 1 if they disagree;
 2. times training steps of both in interleaved rounds (the order reversed every round),
    each drawing its own noise: numpyvae through its public API (``loss_and_grads``, then
    ``opt.step``) with ``numpyvae.threads`` workers set to the thread count, as the training
@@ -44,13 +44,11 @@ import time
 
 import numpy as np
 from aevb_models import FAMILY, IWAE_ARCHITECTURE, MODELS  # beside this script
-from timing import IDLE_PAUSE, interleaved_ms, numpyvae_runner, run_children, steps_for
+from timing import IDLE_PAUSE, interleaved_ms, run_children, shape_runners, steps_for
 
 import numpyvae as nv
 
 MARKER = "BENCH_FAMILY_RESULT "
-LOSS_TOLERANCE = 1e-6       # relative, the first step's loss, float32
-GRAD_TOLERANCE = 1e-4       # max |a - b| / max(|a|, |b|) per array, float32
 CHECK_STEPS = 3
 TARGETS = {1: 1.0, 2: 1.25}  # goal 3: numpyvae / PyTorch samples/s, by thread count
 # The optimizer's parameter counts: name -> numpyvae.VAE options.
@@ -105,48 +103,9 @@ if torch is not None:
 
 
 # ====================================================================== the child
-def build(shape):
-    options = dict(shape["model"])
-    return nv.models.create(options.pop("name"), seed=0, **options)
-
-
-def make_data(model, batch, seed=0):
-    """Random rows (binary for a Bernoulli decoder) and labels, enough for the check."""
-    rng = np.random.default_rng(seed)
-    n = max(2000, (CHECK_STEPS + 1) * batch)
-    x = rng.random((n, model.x_dim), dtype=np.float32)
-    if model.likelihood == "bernoulli":
-        x = (x > 0.5).astype(np.float32)
-    labels = rng.integers(0, model.n_classes, n) if model.condition_kind == "label" else None
-    return x, labels
-
-
-def check_shape(shape):
-    """The twin against numpyvae over CHECK_STEPS steps of the shape's optimizer."""
-    model = build(shape)
-    twin = twins.mlp_twin(build(shape))
-    data, labels = make_data(model, shape["batch"])
-    check = twins.cross_check(model, twin, data, shape["batch"],
-                              twins.optimizer_pair(shape["optimizer"], model, twin),
-                              steps=CHECK_STEPS, labels=labels)
-    check["ok"] = bool(check["losses"][0] < LOSS_TOLERANCE
-                       and check["worst_grad"][1] < GRAD_TOLERANCE
-                       and check["buffers"] < GRAD_TOLERANCE)
-    return check
-
-
 def time_shape(shape):
     """Median ms/step of numpyvae and PyTorch, interleaved."""
-    model, batch = build(shape), shape["batch"]
-    data, labels = make_data(model, batch)
-    optimizer_name, options = shape["optimizer"]
-    runners = {"numpyvae": numpyvae_runner(model, nv.optim.OPTIMIZERS[optimizer_name](**options),
-                                           data, batch, labels)}
-    if torch is not None:
-        twin = twins.mlp_twin(build(shape))
-        torch_optimizer = twins.optimizer_pair(shape["optimizer"], build(shape), twin)[1]
-        runners["pytorch"] = twins.torch_runner(twin, torch_optimizer, data, batch,
-                                                twins.noise_shape(model, batch), labels)
+    runners = shape_runners(shape, torch is not None)
     steps = max(steps_for(run, ARGUMENTS.round_seconds, least=2) for run in runners.values())
     return interleaved_ms(runners, ARGUMENTS.rounds, steps, PAUSE)
 
@@ -303,7 +262,7 @@ def child(threads):
         shape = FAMILY[name]
         entry = {}
         if torch is not None:
-            entry["check"] = check_shape(shape)
+            entry["check"] = twins.check_shape(shape, CHECK_STEPS)
         time.sleep(PAUSE)
         entry["ms"] = time_shape(shape)
         result["shapes"][name] = entry

@@ -88,6 +88,43 @@ def numpyvae_runner(model, optimizer, data, batch, conditions=None):
     return run
 
 
+def build(shape):
+    """The numpyvae model of a benchmark shape (aevb_models.FAMILY's entries), seed 0."""
+    import numpyvae  # noqa: PLC0415  (after the thread counts, like NumPy)
+    options = dict(shape["model"])
+    return numpyvae.models.create(options.pop("name"), seed=0, **options)
+
+
+def shape_data(model, rows, seed=0):
+    """``rows`` random rows for ``model`` (binary for a Bernoulli decoder), and labels
+    for a label-conditioned one (else None)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((rows, model.x_dim), dtype=np.float32)
+    if model.likelihood == "bernoulli":
+        x = (x > 0.5).astype(np.float32)
+    labels = rng.integers(0, model.n_classes, rows) if model.condition_kind == "label" else None
+    return x, labels
+
+
+def shape_runners(shape, with_torch):
+    """{"numpyvae": run, "pytorch": run}: training steps of a shape (its optimizer, its
+    batch) through numpyvae's public API and, ``with_torch``, through its PyTorch twin
+    with the same optimizer (foreach), each from the same initial weights."""
+    import numpyvae  # noqa: PLC0415
+    model, batch = build(shape), shape["batch"]
+    data, labels = shape_data(model, max(2000, 2 * batch))
+    name, options = shape["optimizer"]
+    runners = {"numpyvae": numpyvae_runner(model, numpyvae.optim.OPTIMIZERS[name](**options),
+                                           data, batch, labels)}
+    if with_torch:
+        import torch_twins  # noqa: PLC0415  (beside this script; loads PyTorch)
+        twin = torch_twins.mlp_twin(build(shape))
+        torch_optimizer = torch_twins.optimizer_pair(shape["optimizer"], build(shape), twin)[1]
+        runners["pytorch"] = torch_twins.torch_runner(
+            twin, torch_optimizer, data, batch, torch_twins.noise_shape(model, batch), labels)
+    return runners
+
+
 def steps_for(run, seconds, least=3):
     """How many calls of ``run(steps)`` fill about ``seconds`` (at least ``least``),
     from one timed step after a warm-up step."""

@@ -6,6 +6,7 @@ numpyvae model's parameters, checked against it, and timed the way a PyTorch use
                           samples, closed-form KL) or the IWAE bound (K samples, logsumexp)
     cross_check(...)      same weights, batches and noise: losses, every gradient, the batch
                           norms' running statistics, over a few optimizer steps
+    check_shape(shape)    cross_check on a benchmark shape (aevb_models.FAMILY's entries)
     torch_runner(...)     run(steps): training steps as a PyTorch loop runs them
 
 A twin maps each numpyvae prefix to its module in ``twin.links`` (prefix -> (module, kind),
@@ -17,6 +18,7 @@ Import it after the thread counts are fixed: it loads NumPy and PyTorch.
 import math
 
 import numpy as np
+import timing  # beside this script
 import torch
 
 import numpyvae as nv
@@ -28,6 +30,12 @@ from numpyvae.parts.priors import StandardNormalPrior
 ACTIVATIONS = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU, "sigmoid": torch.nn.Sigmoid,
                "softplus": torch.nn.Softplus, "identity": torch.nn.Identity}
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
+LOSS_TOLERANCE = 1e-6       # relative, the first step's loss, float32
+# max |a - b| / max(|a|, |b|) per array, float32. The IWAE bound's float32 gradients on
+# random data sit up to 9e-5 from the float64 gradient, numpyvae's and PyTorch's alike
+# (the normalized weights are extreme and the encoder's terms nearly cancel), so the
+# tolerance is bench_conv.py's; a wrong formula is off by far more.
+GRAD_TOLERANCE = 1e-3
 
 
 # ------------------------------------------------------------------ weights across
@@ -277,6 +285,20 @@ def cross_check(model, twin, data, batch, optimizers, steps=5, labels=None):
         optimizer.step(model.params, grads)
         torch_optimizer.step()
     return result
+
+
+def check_shape(shape, steps):
+    """A benchmark shape's model against its twin over ``steps`` steps of the shape's
+    optimizer (foreach): cross_check's result, with "ok" when the first loss and every
+    gradient and running statistic agree to LOSS_TOLERANCE and GRAD_TOLERANCE."""
+    model, twin = timing.build(shape), mlp_twin(timing.build(shape))
+    data, labels = timing.shape_data(model, (steps + 1) * shape["batch"])
+    check = cross_check(model, twin, data, shape["batch"],
+                        optimizer_pair(shape["optimizer"], model, twin), steps, labels)
+    check["ok"] = bool(check["losses"][0] < LOSS_TOLERANCE
+                       and check["worst_grad"][1] < GRAD_TOLERANCE
+                       and check["buffers"] < GRAD_TOLERANCE)
+    return check
 
 
 # ----------------------------------------------------------------- timing
