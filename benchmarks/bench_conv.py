@@ -42,14 +42,12 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
 from collections import defaultdict
 
 MARKER = "BENCH_CONV_RESULT "
-IDLE_PAUSE = 0.5            # seconds between timed segments (see bench_training.py)
 LOSS_TOLERANCE = 1e-4       # relative, float32
 GRAD_TOLERANCE = 1e-3       # max |a - b| / max(|a|, |b|) per array, float32
 LEARNING_RATE = 1e-3
@@ -101,9 +99,10 @@ def load_libraries(threads):
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
     global np, nv, torch, best_seconds, matmul_runner, numpyvae_runner, twins
+    global IDLE_PAUSE, interleaved_ms
     import numpy as np  # noqa: PLC0415
-    from timing import (best_seconds, matmul_runner,  # noqa: PLC0415  (beside this script)
-                        numpyvae_runner)
+    from timing import (IDLE_PAUSE, best_seconds,  # noqa: PLC0415  (beside this script)
+                        interleaved_ms, matmul_runner, numpyvae_runner)
 
     import numpyvae as nv  # noqa: PLC0415
     try:
@@ -283,16 +282,7 @@ def time_case(options, batch):
                                           model.conv_latent == "vector")
     for run in runners.values():
         run(2)  # warm-up: allocations, oneDNN primitives
-    times = {key: [] for key in runners}
-    order = list(runners)
-    for _ in range(ARGUMENTS.rounds):
-        for key in order:
-            time.sleep(IDLE_PAUSE)
-            start = time.perf_counter()
-            runners[key](ARGUMENTS.steps)
-            times[key].append(1e3 * (time.perf_counter() - start) / ARGUMENTS.steps)
-        order.reverse()
-    return {key: statistics.median(values) for key, values in times.items()}
+    return interleaved_ms(runners, ARGUMENTS.rounds, ARGUMENTS.steps)
 
 
 # ------------------------------------------------------------- the breakdown

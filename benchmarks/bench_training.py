@@ -50,7 +50,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 from aevb_models import MODELS, matmul_shapes  # noqa: E402  (beside this script)
-from timing import best_seconds, matmul_runner, numpyvae_runner  # noqa: E402
+from timing import IDLE_PAUSE, best_seconds, matmul_runner, numpyvae_runner  # noqa: E402
 
 import numpyvae as nv  # noqa: E402
 
@@ -63,8 +63,6 @@ except ImportError:
     torch = None
 if torch is not None:
     from torch_twins import cross_check, mlp_twin, optimizer_pair, torch_runner  # noqa: E402
-
-IDLE_PAUSE = 0.5  # seconds between timed segments (see benchmark())
 
 # The targets of issue #5, checked at the end of every run.
 TARGET_RATIO_TO_PYTORCH = 1.25
