@@ -44,7 +44,8 @@ import time
 
 import numpy as np
 from aevb_models import FAMILY, IWAE_ARCHITECTURE, MODELS  # beside this script
-from timing import IDLE_PAUSE, interleaved_ms, run_children, shape_runners, steps_for
+from timing import (IDLE_PAUSE, add_round_arguments, interleaved_ms, run_children,
+                    settle_round_arguments, shape_runners, steps_for)
 
 import numpyvae as nv
 
@@ -65,29 +66,10 @@ TORCH_STATE = {"adam": {"first_moment": "exp_avg", "second_moment": "exp_avg_sq"
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=None,
-                        help="BLAS / PyTorch thread counts, one process each (default 1 2)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (7)")
-    parser.add_argument("--round-seconds", type=float, default=None,
-                        help="about how long each runner runs per round (0.3)")
+    add_round_arguments(parser, 7, 0.3, "every shape")
     parser.add_argument("--shapes", nargs="+", default=list(FAMILY), choices=list(FAMILY))
-    parser.add_argument("--quick", action="store_true",
-                        help="one thread, one short round (for the test suite)")
-    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     parser.add_argument("--no-optimizer", action="store_true", help="skip the optimizer part")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    arguments = parser.parse_args()
-    defaults = (dict(threads=[1], rounds=1, round_seconds=0.001) if arguments.quick else
-                dict(threads=[1, 2], rounds=7, round_seconds=0.3))
-    for key, value in defaults.items():
-        if getattr(arguments, key) is None:
-            setattr(arguments, key, value)
-    bad = [count for count in arguments.threads if count < 1]
-    if bad or arguments.rounds < 1 or not arguments.round_seconds > 0:
-        parser.exit(2, "error: --threads, --rounds and --round-seconds must be positive; "
-                       f"got threads {arguments.threads}, rounds {arguments.rounds}, "
-                       f"round-seconds {arguments.round_seconds}.\n")
-    return arguments
+    return settle_round_arguments(parser, parser.parse_args())
 
 
 ARGUMENTS = parse_arguments()

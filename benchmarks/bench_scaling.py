@@ -27,7 +27,8 @@ import sys
 import time
 
 from aevb_models import aevb_shape  # beside this script
-from timing import IDLE_PAUSE, interleaved_ms, run_children, shape_runners, steps_for
+from timing import (IDLE_PAUSE, add_round_arguments, interleaved_ms, run_children,
+                    settle_round_arguments, shape_runners, steps_for)
 
 MARKER = "BENCH_SCALING_RESULT "
 BASE = aevb_shape("mnist")
@@ -42,27 +43,9 @@ AXES = {
 
 def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, nargs="+", default=None,
-                        help="BLAS / PyTorch thread counts, one process each (default 1 2)")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (5)")
-    parser.add_argument("--round-seconds", type=float, default=None,
-                        help="about how long each side runs per round (0.25)")
+    add_round_arguments(parser, 5, 0.25, "a few small points")
     parser.add_argument("--axes", nargs="+", default=list(AXES), choices=list(AXES))
-    parser.add_argument("--quick", action="store_true",
-                        help="a few small points, one thread, one short round (for the tests)")
-    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    arguments = parser.parse_args()
-    defaults = (dict(threads=[1], rounds=1, round_seconds=0.001) if arguments.quick else
-                dict(threads=[1, 2], rounds=5, round_seconds=0.25))
-    for key, value in defaults.items():
-        if getattr(arguments, key) is None:
-            setattr(arguments, key, value)
-    if min(arguments.threads) < 1 or arguments.rounds < 1 or not arguments.round_seconds > 0:
-        parser.exit(2, "error: --threads, --rounds and --round-seconds must be positive; "
-                       f"got threads {arguments.threads}, rounds {arguments.rounds}, "
-                       f"round-seconds {arguments.round_seconds}.\n")
-    return arguments
+    return settle_round_arguments(parser, parser.parse_args())
 
 
 ARGUMENTS = parse_arguments()

@@ -2,6 +2,7 @@
 step as a user's loop runs it, a step's matrix products alone, interleaved rounds, and
 one child process per thread count. Import it after the thread counts are fixed: it
 loads NumPy."""
+import argparse
 import json
 import os
 import statistics
@@ -148,6 +149,38 @@ def interleaved_ms(runners, rounds, steps, pause=IDLE_PAUSE):
             times[key].append(1e3 * (time.perf_counter() - start) / steps)
         order.reverse()
     return {key: statistics.median(values) for key, values in times.items()}
+
+
+def add_round_arguments(parser, rounds, round_seconds, what):
+    """The options of a benchmark that times interleaved rounds in a child process per
+    thread count: --threads, --rounds, --round-seconds, --quick, --no-torch, --child."""
+    parser.add_argument("--threads", type=int, nargs="+", default=None,
+                        help="BLAS / PyTorch thread counts, one process each (default 1 2)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help=f"interleaved timing rounds ({rounds})")
+    parser.add_argument("--round-seconds", type=float, default=None,
+                        help=f"about how long each side runs per round ({round_seconds})")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{what}, one thread, one short round (for the test suite)")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.set_defaults(full_defaults=dict(threads=[1, 2], rounds=rounds,
+                                           round_seconds=round_seconds))
+
+
+def settle_round_arguments(parser, arguments):
+    """Fill what was not given (--quick: one thread, one round of a few steps) and
+    refuse non-positive counts with a one-line error (exit status 2)."""
+    defaults = (dict(threads=[1], rounds=1, round_seconds=0.001) if arguments.quick
+                else arguments.full_defaults)
+    for key, value in defaults.items():
+        if getattr(arguments, key) is None:
+            setattr(arguments, key, value)
+    if min(arguments.threads) < 1 or arguments.rounds < 1 or not arguments.round_seconds > 0:
+        parser.exit(2, "error: --threads, --rounds and --round-seconds must be positive; "
+                       f"got threads {arguments.threads}, rounds {arguments.rounds}, "
+                       f"round-seconds {arguments.round_seconds}.\n")
+    return arguments
 
 
 def run_children(script, threads, arguments, marker):
