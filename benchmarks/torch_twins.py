@@ -183,7 +183,7 @@ class MLPTwin(torch.nn.Module):
     def forward(self, x, eps, labels=None):
         features = None
         if self.n_classes:
-            features = nn_one_hot(labels, self.n_classes, x.dtype)
+            features = one_hot(labels, self.n_classes, x.dtype)
             x_in = torch.cat([x, features], -1)           # numpyvae's Concatenate: x, then c
         else:
             x_in = x
@@ -208,7 +208,7 @@ class MLPTwin(torch.nn.Module):
         return -(log_likelihood - (kl if self.beta == 1 else self.beta * kl)).mean()
 
 
-def nn_one_hot(labels, classes, dtype):
+def one_hot(labels, classes, dtype):
     """One-hot rows of int labels, as numpyvae's CVAE turns labels into features."""
     return torch.nn.functional.one_hot(labels, classes).to(dtype)
 
