@@ -42,14 +42,12 @@ import argparse
 import json
 import math
 import os
-import statistics
 import subprocess
 import sys
 import time
 from collections import defaultdict
 
 MARKER = "BENCH_CONV_RESULT "
-IDLE_PAUSE = 0.5            # seconds between timed segments (see bench_training.py)
 LOSS_TOLERANCE = 1e-4       # relative, float32
 GRAD_TOLERANCE = 1e-3       # max |a - b| / max(|a|, |b|) per array, float32
 LEARNING_RATE = 1e-3
@@ -100,10 +98,11 @@ def load_libraries(threads):
     """Fix the thread counts, then import NumPy, numpyvae and (maybe) PyTorch."""
     for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[variable] = str(threads)
-    global np, nv, torch, best_seconds, matmul_runner, numpyvae_runner
+    global np, nv, torch, best_seconds, matmul_runner, numpyvae_runner, twins
+    global IDLE_PAUSE, interleaved_ms
     import numpy as np  # noqa: PLC0415
-    from timing import (best_seconds, matmul_runner,  # noqa: PLC0415  (beside this script)
-                        numpyvae_runner)
+    from timing import (IDLE_PAUSE, best_seconds,  # noqa: PLC0415  (beside this script)
+                        interleaved_ms, matmul_runner, numpyvae_runner)
 
     import numpyvae as nv  # noqa: PLC0415
     try:
@@ -113,6 +112,8 @@ def load_libraries(threads):
         torch.set_num_threads(threads)
     except ImportError:
         torch = None
+    if torch is not None:
+        import torch_twins as twins  # noqa: PLC0415  (beside this script)
 
 
 def build(options):
@@ -218,42 +219,8 @@ def torch_twin(model):
             return -objective.mean()
 
     twin = Twin()
-
-    def tensor(array):
-        return torch.from_numpy(np.array(array))    # a copy: the twin owns its weights
-
-    with torch.no_grad():
-        for prefix, (module, kind) in links.items():
-            if kind == "codebook":
-                module.copy_(tensor(model.params[prefix]))
-            elif kind == "bn":
-                module.weight.copy_(tensor(model.params[f"{prefix}.scale"]))
-                module.bias.copy_(tensor(model.params[f"{prefix}.shift"]))
-                module.running_mean.copy_(tensor(model.buffers[f"{prefix}.running_mean"]))
-                module.running_var.copy_(tensor(model.buffers[f"{prefix}.running_var"]))
-            else:
-                weight = model.params[f"{prefix}.W"]
-                module.weight.copy_(tensor(weight.T if kind == "dense" else weight))
-                module.bias.copy_(tensor(model.params[f"{prefix}.b"]))
+    twins.copy_weights(model, links)
     return twin
-
-
-def torch_gradients(twin):
-    """PyTorch's gradients and batch-norm buffers under numpyvae's names."""
-    grads, buffers = {}, {}
-    for prefix, (module, kind) in twin.links.items():
-        if kind == "codebook":
-            grads[prefix] = module.grad.numpy()
-        elif kind == "bn":
-            grads[f"{prefix}.scale"] = module.weight.grad.numpy()
-            grads[f"{prefix}.shift"] = module.bias.grad.numpy()
-            buffers[f"{prefix}.running_mean"] = module.running_mean.numpy()
-            buffers[f"{prefix}.running_var"] = module.running_var.numpy()
-        else:
-            weight = module.weight.grad.numpy()
-            grads[f"{prefix}.W"] = weight.T if kind == "dense" else weight
-            grads[f"{prefix}.b"] = module.bias.grad.numpy()
-    return grads, buffers
 
 
 def cross_check(options, batch, steps=3):
@@ -275,15 +242,8 @@ def cross_check(options, batch, steps=3):
         torch_loss.backward()
         difference = abs(float(loss) - torch_loss.item()) / abs(torch_loss.item())
         if step == 0:
-            reference, buffers = torch_gradients(twin)
-            # A bias right before a batch norm has a gradient of zero in exact arithmetic
-            # (the norm subtracts the batch mean): both sides hold rounding noise, so its
-            # error is measured against the scale of its layer's weight gradient.
-            floors = {f"{name[:-2]}.b": float(np.abs(reference[name]).max()) for name in reference
-                      if name.endswith(".W") and f"{name[:-2]}.bn.scale" in reference}
-            errors = {name: nv.gradcheck.relative_error(grads[name], reference[name],
-                                                        floors.get(name, 0.0))
-                      for name in reference}
+            reference, buffers = twins.twin_gradients(twin.links)
+            errors = twins.gradient_errors(grads, reference)   # biases before a norm: floors
             missing = sorted(set(model.params.keys()) - set(reference))
             if missing:
                 raise RuntimeError(f"the twin has no counterpart of {missing}")
@@ -307,23 +267,9 @@ def cross_check(options, batch, steps=3):
 
 # ---------------------------------------------------------------- timing
 def torch_runner(twin, data, batch, z_dim, vector):
+    """PyTorch's training steps with Adam (foreach), noise only for a vector latent."""
     optimizer = torch.optim.Adam(twin.parameters(), lr=LEARNING_RATE, foreach=True)
-    tensor = torch.from_numpy(data)
-    generator = torch.Generator().manual_seed(1)
-    position = [0]
-
-    def run(steps):
-        for _ in range(steps):
-            start = position[0]
-            x = tensor[start:start + batch]
-            position[0] = (start + batch) % (len(data) - batch + 1)
-            eps = torch.randn(batch, z_dim, generator=generator) if vector else None
-            optimizer.zero_grad(set_to_none=True)
-            loss = twin(x, eps)
-            loss.backward()
-            optimizer.step()
-        return loss.item()
-    return run
+    return twins.torch_runner(twin, optimizer, data, batch, (batch, z_dim) if vector else None)
 
 
 def time_case(options, batch):
@@ -336,16 +282,7 @@ def time_case(options, batch):
                                           model.conv_latent == "vector")
     for run in runners.values():
         run(2)  # warm-up: allocations, oneDNN primitives
-    times = {key: [] for key in runners}
-    order = list(runners)
-    for _ in range(ARGUMENTS.rounds):
-        for key in order:
-            time.sleep(IDLE_PAUSE)
-            start = time.perf_counter()
-            runners[key](ARGUMENTS.steps)
-            times[key].append(1e3 * (time.perf_counter() - start) / ARGUMENTS.steps)
-        order.reverse()
-    return {key: statistics.median(values) for key, values in times.items()}
+    return interleaved_ms(runners, ARGUMENTS.rounds, ARGUMENTS.steps)
 
 
 # ------------------------------------------------------------- the breakdown

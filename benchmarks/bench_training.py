@@ -5,7 +5,7 @@
 For each model (AEVB's Frey and MNIST architectures, batch 100, Adagrad, float32):
 
 1. builds the numpyvae model and, when PyTorch is installed, the same model in
-   PyTorch with the same initial weights, and checks that the first steps' losses
+   PyTorch with the same initial weights (its twin, from torch_twins.py), and checks that the first steps' losses
    agree to float32 precision when both are fed the same noise (this cross-checks
    numpyvae's hand-written gradients against autograd);
 2. times training steps of both, interleaved (numpyvae, PyTorch, numpyvae, ...), each
@@ -50,7 +50,7 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 from aevb_models import MODELS, matmul_shapes  # noqa: E402  (beside this script)
-from timing import best_seconds, matmul_runner, numpyvae_runner  # noqa: E402
+from timing import IDLE_PAUSE, best_seconds, matmul_runner, numpyvae_runner  # noqa: E402
 
 import numpyvae as nv  # noqa: E402
 
@@ -61,8 +61,8 @@ try:
     torch.set_num_threads(ARGUMENTS.threads)
 except ImportError:
     torch = None
-
-IDLE_PAUSE = 0.5  # seconds between timed segments (see benchmark())
+if torch is not None:
+    from torch_twins import cross_check, mlp_twin, optimizer_pair, torch_runner  # noqa: E402
 
 # The targets of issue #5, checked at the end of every run.
 TARGET_RATIO_TO_PYTORCH = 1.25
@@ -75,125 +75,11 @@ def make_data(x_dim, likelihood, n=2000, seed=0):
     return (x > 0.5).astype(np.float32) if likelihood == "bernoulli" else x
 
 
-# ------------------------------------------------------------------ PyTorch twin
-def torch_model(model):
-    """The same VAE in PyTorch, initialised from the numpyvae model's parameters."""
-    nn = torch.nn
-
-    def linear(prefix):
-        weight = model.params[f"{prefix}.W"]
-        layer = nn.Linear(*weight.shape)
-        with torch.no_grad():
-            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(weight.T)))
-            layer.bias.copy_(torch.from_numpy(np.array(model.params[f"{prefix}.b"])))
-        return layer
-
-    class TorchVAE(nn.Module):
-        def __init__(self):
-            super().__init__()
-            depth = len(model.hidden)
-            self.encoder = nn.ModuleList(linear(f"encoder.hidden{i}") for i in range(depth))
-            self.mu, self.logvar = linear("encoder.mu"), linear("encoder.logvar")
-            self.decoder = nn.ModuleList(linear(f"decoder.hidden{i}") for i in range(depth))
-            heads = {"bernoulli": ["logits"], "gaussian": ["mean", "logvar"]}[model.likelihood]
-            self.heads = nn.ModuleList(linear(f"decoder.{name}") for name in heads)
-            self.likelihood = model.likelihood
-
-        def forward(self, x, eps):
-            h = x
-            for layer in self.encoder:
-                h = torch.tanh(layer(h))
-            mu, logvar = self.mu(h), self.logvar(h)
-            z = mu + torch.exp(0.5 * logvar) * eps
-            h = z
-            for layer in self.decoder:
-                h = torch.tanh(layer(h))
-            if self.likelihood == "bernoulli":
-                logits = self.heads[0](h)
-                log_likelihood = -nn.functional.binary_cross_entropy_with_logits(
-                    logits, x, reduction="none").sum(1)
-            else:
-                mean, out_logvar = torch.sigmoid(self.heads[0](h)), self.heads[1](h)
-                log_likelihood = -0.5 * (out_logvar + (x - mean) ** 2 * torch.exp(-out_logvar)
-                                         + np.log(2 * np.pi)).sum(1)
-            kl = 0.5 * (mu * mu + torch.exp(logvar) - 1 - logvar).sum(1)
-            return -(log_likelihood - kl).mean()
-
-    return TorchVAE()
-
-
 # ----------------------------------------------------------------- the bounds
 def time_matmuls(shapes, repeats, library="numpy"):
     """Seconds per step spent in the step's matrix products alone: through NumPy
     (numpyvae's BLAS) or through ``torch.mm`` (PyTorch's own BLAS, MKL on x86)."""
     return best_seconds(matmul_runner(shapes, library), repeats)
-
-
-# ----------------------------------------------------------------- timing
-def torch_runner(twin, data, batch, lr, z_dim):
-    optimizer = torch.optim.Adagrad(twin.parameters(), lr=lr, eps=1e-10)
-    tensor = torch.from_numpy(data)
-    generator = torch.Generator().manual_seed(1)
-    position = [0]
-
-    def run(steps):
-        for _ in range(steps):
-            start = position[0]
-            x = tensor[start:start + batch]
-            position[0] = (start + batch) % (len(data) - batch + 1)
-            eps = torch.randn(batch, z_dim, generator=generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss = twin(x, eps)
-            loss.backward()
-            optimizer.step()
-        return loss.item()
-    return run
-
-
-def torch_gradients(model, twin):
-    """PyTorch's gradients under numpyvae's parameter names (W as (n_in, n_out))."""
-    depth = len(model.hidden)
-    layers = {f"encoder.hidden{i}": twin.encoder[i] for i in range(depth)}
-    layers.update({"encoder.mu": twin.mu, "encoder.logvar": twin.logvar})
-    layers.update({f"decoder.hidden{i}": twin.decoder[i] for i in range(depth)})
-    heads = {"bernoulli": ["logits"], "gaussian": ["mean", "logvar"]}[model.likelihood]
-    layers.update({f"decoder.{name}": layer for name, layer in zip(heads, twin.heads)})
-    grads = {}
-    for prefix, layer in layers.items():
-        grads[f"{prefix}.W"] = layer.weight.grad.numpy().T
-        grads[f"{prefix}.b"] = layer.bias.grad.numpy()
-    return grads
-
-
-def cross_check(model, twin, data, batch, lr, steps=5):
-    """Same weights, same noise. Returns (worst relative difference of the first
-    loss, worst relative gradient difference at the first step (max-abs relative, per
-    array), worst relative loss difference over ``steps`` Adagrad steps).
-
-    Float32 rounding differs between the two, and Adagrad's first step moves every
-    coordinate by about +-lr whatever the gradient's size, so later losses agree
-    less tightly than the first one."""
-    optimizer = nv.optim.Adagrad(lr=lr)
-    torch_optimizer = torch.optim.Adagrad(twin.parameters(), lr=lr, eps=1e-10)
-    rng = np.random.default_rng(5)
-    worst_loss, first_loss, first_grad = 0.0, None, None
-    for step in range(steps):
-        x = data[step * batch:(step + 1) * batch]
-        eps = rng.standard_normal((batch, model.z_dim), dtype=np.float32)
-        loss, grads = model.loss_and_grads(x, eps=eps)
-        torch_optimizer.zero_grad()
-        torch_loss = twin(torch.from_numpy(x), torch.from_numpy(eps))
-        torch_loss.backward()
-        difference = abs(float(loss) - torch_loss.item()) / abs(torch_loss.item())
-        if step == 0:
-            first_loss = difference
-            reference = torch_gradients(model, twin)
-            first_grad = max(nv.gradcheck.relative_error(grads[name], reference[name])
-                             for name in reference)
-        worst_loss = max(worst_loss, difference)
-        optimizer.step(model.params, grads)
-        torch_optimizer.step()
-    return first_loss, first_grad, worst_loss
 
 
 def peak_step_memory(run):
@@ -211,13 +97,19 @@ def benchmark(name):
 
     row = {"name": name, "model": f"{name}: {x_dim}-{'-'.join(map(str, hidden))}-z{z_dim}, {likelihood}, batch {batch}"}
     if torch is not None and ARGUMENTS.backend == "numpy":
-        row["agreement"] = cross_check(nv.VAE(**build), torch_model(nv.VAE(**build)), data, batch, lr)
+        model, twin = nv.VAE(**build), mlp_twin(nv.VAE(**build))
+        # PyTorch's default Adagrad (its for-loop over tensors on the CPU)
+        check = cross_check(model, twin, data, batch,
+                            optimizer_pair(("adagrad", {"lr": lr}), model, twin, foreach=None))
+        row["agreement"] = (check["losses"][0], check["worst_grad"][1], max(check["losses"]))
 
     model = nv.VAE(**build)
     ours = numpyvae_runner(model, nv.optim.Adagrad(lr=lr), data, batch)
     runners = {"numpyvae": ours}
     if torch is not None:
-        runners["pytorch"] = torch_runner(torch_model(nv.VAE(**build)), data, batch, lr, z_dim)
+        twin = mlp_twin(nv.VAE(**build))
+        torch_optimizer = optimizer_pair(("adagrad", {"lr": lr}), model, twin, foreach=None)[1]
+        runners["pytorch"] = torch_runner(twin, torch_optimizer, data, batch, (batch, z_dim))
     for run in runners.values():
         run(10)  # warm-up
     speeds = {key: [] for key in runners}

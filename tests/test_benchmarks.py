@@ -6,6 +6,7 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import need_data
 
@@ -35,6 +36,8 @@ def test_matmul_shapes_are_the_models_products(name):
     ("bench_threads.py", ["--rounds", "1"], "), 2 threads | "),
     ("bench_conv.py", ["--quick"], "| vq-vae: tiny shapes | 8 | 1 |"),
     ("bench_shared_machine.py", ["--quick"], "| auto | "),
+    ("bench_family.py", ["--quick"], "| batch-norm: Chen FC 784-512-256-128-z20, batch norm + ReLU | 128 | 1 |"),
+    ("bench_scaling.py", ["--quick"], "| 25 |"),
 ])
 def test_benchmark_script_prints_its_table(script, arguments, expected):
     if script == "bench_shared_machine.py":
@@ -76,3 +79,49 @@ def test_chen_sweep_quick_mode_reports_every_latent(tmp_path):
     assert [row.split("|")[2].strip() for row in rows] == ["2", "5"]
     assert (tmp_path / "chen-sweep-mnist.png").exists()
     assert (tmp_path / "mnist-d2" / "figures" / "manifold.png").exists()
+
+
+# The PyTorch twins (benchmarks/torch_twins.py), in float64 so that a wrong formula, order
+# or constant shows far above rounding: the loss, every gradient and the batch norms'
+# running statistics over three Adam steps, against numpyvae's.
+TWIN_CASES = {
+    "vae-gaussian": ("vae", dict(likelihood="gaussian")),
+    "iwae-k4": ("iwae", dict(likelihood="bernoulli", k=4)),
+    "cvae": ("cvae", dict(likelihood="bernoulli", n_classes=3)),
+    "batch-norm-relu": ("vae", dict(likelihood="bernoulli", batch_norm=True, activation="relu")),
+    "cvae-batch-norm-2-samples": ("cvae", dict(likelihood="bernoulli", n_classes=3,
+                                               batch_norm=True, samples=2)),
+    "fixed-variance-beta": ("vae", dict(likelihood="gaussian-fixed", output_activation="identity",
+                                        samples=3, beta=0.5, activation="softplus")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TWIN_CASES))
+def test_torch_twin_matches_numpyvae(case):
+    pytest.importorskip("torch")
+    import torch_twins  # noqa: PLC0415  (loads PyTorch)
+
+    name, options = TWIN_CASES[case]
+    build = dict(x_dim=12, hidden=(7, 5), z_dim=3, dtype="float64", seed=0, init="glorot", **options)
+    model = nv.models.create(name, **build)
+    twin = torch_twins.mlp_twin(nv.models.create(name, **build))
+    rng = np.random.default_rng(0)
+    data = rng.random((40, 12))
+    if options["likelihood"] == "bernoulli":
+        data = (data > 0.5).astype(np.float64)
+    labels = rng.integers(0, 3, 40) if name == "cvae" else None
+    check = torch_twins.cross_check(
+        model, twin, data, 6, torch_twins.optimizer_pair(("adam", {"lr": 1e-2}), model, twin),
+        steps=3, labels=labels)
+    assert max(check["losses"]) < 1e-12
+    assert check["worst_grad"][1] < 1e-10, check["worst_grad"]
+    assert check["buffers"] < 1e-12
+
+
+def test_torch_twin_refuses_what_it_does_not_build():
+    pytest.importorskip("torch")
+    import torch_twins  # noqa: PLC0415
+
+    model = nv.models.create("planar-flow", x_dim=12, hidden=(7,), z_dim=3, likelihood="bernoulli")
+    with pytest.raises(ValueError, match="posterior other than the diagonal Gaussian"):
+        torch_twins.mlp_twin(model)
