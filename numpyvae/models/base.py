@@ -120,7 +120,7 @@ class LatentGaussianModel:
     decoder_hidden : the decoder's widths (default: ``hidden`` reversed, a mirror).
     likelihood : ``"bernoulli"`` (logits), ``"gaussian"`` (learned per-pixel
         log-variance) or ``"gaussian-fixed"`` (variance ``decoder_variance``).
-    activation : hidden activation, one of tanh, sigmoid, relu, softplus, identity.
+    activation : hidden activation, one of tanh, sigmoid, relu, softplus, elu, identity.
     output_activation : activation of a Gaussian decoder's mean, ``"sigmoid"`` or
         ``"identity"``.
     batch_norm : batch normalization after every hidden layer (before its activation).
