@@ -40,7 +40,7 @@ def _condition_rows(condition, start, stop):
 def encoder_start(model, x, condition=None):
     """The encoder's local parameters for x (name -> (N, width)): amortized inference,
     where refinement starts."""
-    return {name: model.xp.array(value, dtype=model.dtype)
+    return {name: model.xp.asarray(value, dtype=model.dtype).copy()
             for name, value in model.local_parameters(x, condition).items()}
 
 
@@ -54,8 +54,8 @@ def prior_start(model, x, condition=None):
                          f"the {model.name} model's q also has {sorted(set(names) - {'mu', 'logvar'})}: "
                          "start from the encoder (encoder_start) instead.")
     mu, logvar = model.prior_parameters(condition, int(x.shape[0]))
-    return {"mu": model.xp.array(mu, dtype=model.dtype),
-            "logvar": model.xp.array(logvar, dtype=model.dtype)}
+    return {"mu": model.xp.asarray(mu, dtype=model.dtype).copy(),
+            "logvar": model.xp.asarray(logvar, dtype=model.dtype).copy()}
 
 
 def refine(model, x, start, steps=DEFAULT_STEPS, rng=None, condition=None, lr=DEFAULT_LR,
@@ -69,7 +69,8 @@ def refine(model, x, start, steps=DEFAULT_STEPS, rng=None, condition=None, lr=DE
     rng = numpy.random.default_rng() if rng is None else rng
     n = int(x.shape[0])
     batch, _ = chunk_sizes(n, samples, model.widest_layer(), max_floats)
-    refined = {name: model.xp.array(value, dtype=model.dtype) for name, value in start.items()}
+    refined = {name: model.xp.asarray(value, dtype=model.dtype).copy()
+               for name, value in start.items()}
     history = numpy.zeros(steps)
     for first in range(0, n, batch):
         stop = min(first + batch, n)
