@@ -5,7 +5,7 @@ against central finite differences (``numpyvae.gradcheck``).
 """
 from . import backend, datasets, gradcheck, inference, linear_gaussian, models, optim, parts
 from .kl import KLDiagonalGaussians, KLStandardNormal, kl_diagonal_gaussians, kl_standard_normal
-from .layers import MLP, Dense, Identity, ReLU, Sigmoid, Softplus, Tanh, sigmoid, softplus
+from .layers import ELU, MLP, Dense, Identity, ReLU, Sigmoid, Softplus, Tanh, sigmoid, softplus
 from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikelihood,
                           GaussianLogLikelihood, bernoulli_log_likelihood,
                           fixed_variance_gaussian_log_likelihood, gaussian_log_likelihood)

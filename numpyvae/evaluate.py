@@ -10,6 +10,14 @@ Two numbers per test example, averaged over the test set:
 
   computed in chunks of draws so memory stays bounded (numpyvae.marginal_likelihood).
 
+With ``--gaps``, the decomposition of the inference gap (Cremer, Li & Duvenaud, 2018):
+each example's q refined by Adam on its local parameters to q* (numpyvae.inference.refinement),
+
+    log p(x) - L[q] = (log p(x) - L[q*]) + (L[q*] - L[q])
+                       approximation gap    amortization gap,
+
+log p(x) importance-sampled with q* as the proposal.
+
 For a conditional model both are of log p(x|c) (the CVAE's label, the quadrant CVAE's
 given quadrant). Results are printed and added to RUN_DIR/evaluation.json (or the file of
 ``--results``), keyed by what was evaluated (split, K, subset, seed), so evaluating
@@ -28,13 +36,26 @@ from . import backend, checkpoint, datasets, rundir, runconfig
 from .marginal_likelihood import DEFAULT_MAX_FLOATS, log_marginal_likelihood, metric_draws
 from .progress import ProgressBar
 from .rundir import EVALUATION_NAME, RunFileError, UsageError
-from .cli import EXIT_DISK_FULL, EXIT_USAGE, ArgumentParser, non_negative_int, positive_int
+from .cli import (EXIT_DISK_FULL, EXIT_USAGE, ArgumentParser, non_negative_int, positive_float,
+                  positive_int)
+from .inference import refinement
 
 
 def count_or_all(text):
     if text.strip().lower() == "all":
         return None
     return positive_int(text)
+
+
+GAPS_N_TEST = 500   # refinement costs --refine-steps passes per example
+UNSET = object()    # --n-test not given: the mode's default ('all' gives None)
+REFINE_FLAGS = (    # (flag, type, default, help) of the refinement's settings
+    ("--refine-steps", positive_int, refinement.DEFAULT_STEPS,
+     "Adam steps on each example's local parameters"),
+    ("--refine-lr", positive_float, refinement.DEFAULT_LR,
+     "Adam's learning rate for the refinement"),
+    ("--refine-samples", positive_int, 1, "noise draws per refinement step"),
+)
 
 
 def build_parser():
@@ -47,10 +68,13 @@ def build_parser():
         help="a run directory written by python -m numpyvae.train (its config.json and "
              "checkpoint.npz are read; results are added to its evaluation.json)")
     add("--k", type=positive_int, default=5000, help="importance samples K per example; default %(default)s")
-    add("--n-test", type=count_or_all, default=None,
+    add("--n-test", type=count_or_all, default=UNSET,
         help="importance-sample a fixed random subset of N examples (seeded by --seed), or "
-             "'all' (default: all). The ELBO is also reported on the whole split")
-    add("--draws", type=positive_int, default=10, help="noise draws averaged for the ELBO; default %(default)s")
+             f"'all' (default: all; {GAPS_N_TEST} with --gaps). The ELBO is also reported on "
+             "the whole split")
+    add("--draws", type=positive_int, default=None,
+        help="noise draws averaged for each ELBO; default 10 "
+             f"({refinement.DEFAULT_DRAWS} with --gaps: L[q*] - L[q] needs small errors)")
     add("--split", default="test", help="data split: test (default) or train; binarized-mnist "
                                         "also has valid")
     add("--batch", type=positive_int, default=None,
@@ -66,6 +90,15 @@ def build_parser():
              "locked the same way): for a run directory you cannot write")
     add("--backend", choices=("numpy", "cupy"),
         help="array backend (default numpy, or $NUMPYVAE_BACKEND)")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--gaps", action="store_true",
+                       help="the approximation and amortization gaps: refine each example's q "
+                            "by Adam on its local parameters (--refine-steps), then L[q], "
+                            "L[q*] and log p(x) (K importance samples from q*), each with "
+                            "its standard error")
+    for flag, parse, default, words in REFINE_FLAGS:
+        add(flag, type=parse, default=None, help=f"with --gaps: {words}; default {default}")
+    add = modes.add_argument
     add("--cluster", action="store_true",
         help="clustering accuracy (best one-to-one matching of clusters to labels) and NMI of "
              "a clustering model (vade) instead of the likelihoods; on the split, and on "
@@ -131,6 +164,22 @@ def subset_indices(n_examples, n_test, seed):
     return datasets.fixed_subset(n_examples, n_test, seed, stream=10)
 
 
+def evaluation_data(model, config, split, data_dir, n_test, seed, stream):
+    """(x, condition) of the whole split on the device, the indices of the fixed random
+    subset of ``n_test`` (all when None) and that subset in words."""
+    data_dir = data_dir if data_dir is not None else config.get("data_dir")
+    images, labels = load_split(config, split, data_dir, seed)
+    if n_test is not None and n_test > len(images):
+        print(f"--n-test {n_test} is more than the {len(images)} examples of {split}: "
+              f"importance-sampling all {len(images)}.", file=stream)
+    indices = subset_indices(len(images), n_test, seed)
+    subset = "all" if len(indices) == len(images) else f"random {len(indices)} (seed {seed})"
+    images = backend.to_device(images)
+    labels = None if labels is None else backend.to_device(labels)
+    x_all, condition_all = model.inputs(images, labels)
+    return x_all, condition_all, indices, subset
+
+
 def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
              max_floats=DEFAULT_MAX_FLOATS, seed=0, data_dir=None, stream=None, results=None):
     """Compute, print and save the evaluation of RUN_DIR (into ``results``, default
@@ -142,22 +191,14 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
               "evaluating its codes (--codes).", file=sys.stderr if stream is None else stream)
         return evaluate_codes(run_dir, split=split, data_dir=data_dir, stream=stream,
                               results=results)
-    data_dir = data_dir if data_dir is not None else config.get("data_dir")
-    images, labels = load_split(config, split, data_dir, seed)
-    if n_test is not None and n_test > len(images):
-        print(f"--n-test {n_test} is more than the {len(images)} examples of {split}: "
-              f"importance-sampling all {len(images)}.", file=sys.stderr if stream is None else stream)
-    indices = subset_indices(len(images), n_test, seed)
-    subset = "all" if len(indices) == len(images) else f"random {len(indices)} (seed {seed})"
-    images = backend.to_device(images)
-    labels = None if labels is None else backend.to_device(labels)
-    x_all, condition_all = model.inputs(images, labels)
+    stream = sys.stderr if stream is None else stream
+    x_all, condition_all, indices, subset = evaluation_data(model, config, split, data_dir,
+                                                            n_test, seed, stream)
     device_indices = backend.to_device(indices)
     x = x_all[device_indices]
     condition = None if condition_all is None else condition_all[device_indices]
     n = int(x.shape[0])
     rng = numpy.random.default_rng([seed, 11])
-    stream = sys.stderr if stream is None else stream
 
     start = time.monotonic()
     with numpy.errstate(over="ignore", under="ignore"):
@@ -198,21 +239,19 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         dataset=config["dataset"], model=rundir.model_name(config), split=split,
         n_examples=n,
         subset=subset, samples_seen=int(meta["samples_seen"]), k=k, draws=draws, seed=seed,
-        elbo=float(elbo.mean()), elbo_standard_error=float(elbo.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
+        elbo=float(elbo.mean()), elbo_standard_error=standard_error(elbo),
         elbo_whole_split=float(elbo_all.mean()), whole_split_examples=len(elbo_all),
         # The ELBO's two terms where the model reports them (every member today).
         **{name: float(metrics_all[metric][indices].mean())
            for name, metric in (("log_likelihood_term", "log_likelihood"), ("kl", "kl"))
            if metric in metrics_all},
         log_likelihood=float(log_px.mean()),
-        log_likelihood_standard_error=float(log_px.std(ddof=1) / math.sqrt(n)) if n > 1 else None,
+        log_likelihood_standard_error=standard_error(log_px),
         elbo_seconds=elbo_seconds, log_likelihood_seconds=is_seconds,
         fixed_binarization=bool(config.get("dynamic_binarization")),
         quantity=model.evidence_label, complete=True,
     )
 
-    def plus_minus(mean, error):
-        return f"{mean:10.3f}" + ("" if error is None else f" ± {error:.3f}")
     label = model.evidence_label
     print(f"{config['dataset']} {split}, {result['subset']} examples, after "
           f"{result['samples_seen']} training samples (mean ± standard error):\n"
@@ -223,6 +262,112 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
           f"({is_seconds:.1f} s)", file=stream)
     keep(run_dir, result, stream, results)
     return result
+
+
+GAP_ROWS = (   # (result key, what it is, in the printed table)
+    ("elbo_amortized", "L[q]      the encoder's q (amortized)"),
+    ("elbo_refined", "L[q*]     q refined per example"),
+    ("log_likelihood", "{label}  importance-sampled from q*"),
+    ("approximation_gap", "approximation gap  {label} - L[q*]"),
+    ("amortization_gap", "amortization gap   L[q*] - L[q]"),
+    ("inference_gap", "inference gap      {label} - L[q]"),
+)
+
+
+def evaluate_gaps(run_dir, k=5000, n_test=GAPS_N_TEST, draws=refinement.DEFAULT_DRAWS,
+                  steps=refinement.DEFAULT_STEPS, lr=refinement.DEFAULT_LR, refine_samples=1,
+                  split="test", max_floats=DEFAULT_MAX_FLOATS, seed=0, data_dir=None,
+                  stream=None, results=None):
+    """The inference gap of RUN_DIR's model split into its approximation and amortization
+    parts (Cremer et al., 2018) on a fixed random ``n_test`` examples of ``split``:
+    computed, printed and saved like ``evaluate``'s results; returns the result dict."""
+    model, config, meta = load_model(run_dir)
+    if model.discrete_latent:
+        raise UsageError(f"--gaps needs a model with a continuous z; {run_dir} holds a "
+                         f"{rundir.model_name(config)} model, whose q is deterministic: "
+                         "evaluate it with --codes.")
+    stream = sys.stderr if stream is None else stream
+    x_all, condition_all, indices, subset = evaluation_data(model, config, split, data_dir,
+                                                            n_test, seed, stream)
+    device_indices = backend.to_device(indices)
+    x = x_all[device_indices]
+    condition = None if condition_all is None else condition_all[device_indices]
+    n, label = int(x.shape[0]), model.evidence_label
+    print(f"Refining q on {n} {split} examples: {steps} Adam steps (lr {lr:g}, {refine_samples} "
+          f"draw(s) a step), then L[q] and L[q*] ({draws} draws each) and {label} (K = {k}, "
+          "proposal q*).", file=stream)
+    bars = [ProgressBar(n * steps, unit="example-steps", label="refinement", stream=stream)]
+
+    def weighed(done):
+        if len(bars) == 1:     # the refinement is over: its bar ends, the weights' starts
+            bars[0].close()
+            bars.append(ProgressBar(n * k, initial=done, unit="weights", label=f"{label}, K={k}",
+                                    stream=stream))   # its rate from the first chunk on
+        bars[-1].update(done)
+    start = time.monotonic()
+    try:
+        with numpy.errstate(over="ignore", under="ignore"):
+            gaps = refinement.inference_gaps(
+                model, x, numpy.random.default_rng([seed, 12]), steps=steps, k=k, draws=draws,
+                condition=condition, lr=lr, samples=refine_samples, max_floats=max_floats,
+                refine_progress=bars[0].update, weights_progress=weighed)
+    except ValueError as error:      # a diverged refinement says what to change
+        raise UsageError(str(error)) from None
+    bars[-1].close()
+    per_example = {"elbo_amortized": gaps.amortized, "elbo_refined": gaps.refined,
+                   "log_likelihood": gaps.log_likelihood,
+                   "approximation_gap": gaps.approximation, "amortization_gap": gaps.amortization,
+                   "inference_gap": gaps.log_likelihood - gaps.amortized}
+    result = dict(
+        kind="gaps", dataset=config["dataset"], model=rundir.model_name(config), split=split,
+        n_examples=n, subset=subset, samples_seen=int(meta["samples_seen"]), k=k, draws=draws,
+        seed=seed, refine_steps=steps, refine_lr=lr, refine_samples=refine_samples,
+        proposal="refined q*", quantity=label,
+        **{name: float(values.mean()) for name, values in per_example.items()},
+        **{f"{name}_standard_error": standard_error(values)
+           for name, values in per_example.items()},
+        refinement_curve=[round(float(value), 4) for value in gaps.history],
+        seconds=round(time.monotonic() - start, 1), complete=True)
+    print(f"{config['dataset']} {split}, {subset} examples, after {result['samples_seen']} "
+          f"training samples; q* after {steps} Adam steps (mean ± standard error over the "
+          "examples):", file=stream)
+    for name, words in GAP_ROWS:
+        print(f"  {words.format(label=label):40s}{plus_minus(result[name], result[name + '_standard_error'])} nats",
+              file=stream)
+    for warning in gap_warnings(result, gaps.history):
+        print(f"note: {warning}", file=stream)
+    keep(run_dir, result, stream, results)
+    return result
+
+
+def gap_warnings(result, history):
+    """What makes a decomposition doubtful, in words: a refinement still climbing at its
+    end, or bounds out of order beyond three standard errors."""
+    warnings = []
+    tenth = max(len(history) // 10, 1)
+    if len(history) >= 20:
+        rise = history[-tenth:].mean() - history[-2 * tenth:-tenth].mean()
+        if rise > 0.05:
+            warnings.append(f"the refinement was still climbing ({rise:.2f} nats over its last "
+                            "tenth of steps): L[q*] is low and the amortization gap with it; "
+                            "more --refine-steps or a larger --refine-lr")
+    for lower, upper, advice in (("elbo_amortized", "elbo_refined", "a smaller --refine-lr"),
+                                 ("elbo_refined", "log_likelihood", "a larger --k")):
+        margin = 3 * (result[f"{upper}_standard_error"] or 0.0)
+        if result[upper] < result[lower] - margin:
+            warnings.append(f"{upper} is below {lower} by more than 3 standard errors: "
+                            f"{advice}")
+    return warnings
+
+
+def standard_error(values):
+    """The standard error of the mean of per-example values (None for one example)."""
+    n = len(values)
+    return float(numpy.std(values, ddof=1) / math.sqrt(n)) if n > 1 else None
+
+
+def plus_minus(mean, error):
+    return f"{mean:10.3f}" + ("" if error is None else f" ± {error:.3f}")
 
 
 def format_seconds(seconds):
@@ -335,8 +480,11 @@ def result_key(result):
     if result.get("kind") in ("cluster", "codes"):
         return f"{result['kind']}-{result['split']}-at{result['samples_seen']}"
     subset = "all" if result["subset"] == "all" else f"n{result['n_examples']}"
-    return (f"{result['split']}-k{result['k']}-{subset}-seed{result['seed']}"
-            f"-at{result['samples_seen']}")
+    key = (f"{result['split']}-k{result['k']}-{subset}-seed{result['seed']}"
+           f"-at{result['samples_seen']}")
+    if result.get("kind") == "gaps":
+        return f"gaps-{key}-steps{result['refine_steps']}-lr{result['refine_lr']:g}"
+    return key
 
 
 def results_path(run_dir, results=None):
@@ -418,8 +566,24 @@ def keep(run_dir, result, stream, results=None):
     return path
 
 
+def refine_settings(args, given_only=False):
+    """flag -> value of each refinement flag: as given, else its default (None with
+    ``given_only``)."""
+    settings = {}
+    for flag, _, default, _ in REFINE_FLAGS:
+        value = getattr(args, flag[2:].replace("-", "_"))
+        settings[flag] = default if value is None and not given_only else value
+    return settings
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    given = [flag for flag, value in refine_settings(args, given_only=True).items()
+             if value is not None]
+    if given and not args.gaps:
+        parser.error(f"{', '.join(given)} set(s) the refinement of --gaps: add --gaps, or "
+                     "drop them")
     try:
         if args.backend is not None:
             backend.set_backend(args.backend)
@@ -429,8 +593,16 @@ def main(argv=None):
         elif args.codes:
             evaluate_codes(args.run_dir, split=args.split, data_dir=args.data_dir,
                            results=args.results)
+        elif args.gaps:
+            steps, lr, samples = refine_settings(args).values()
+            evaluate_gaps(args.run_dir, k=args.k,
+                          n_test=GAPS_N_TEST if args.n_test is UNSET else args.n_test,
+                          draws=args.draws or refinement.DEFAULT_DRAWS, steps=steps, lr=lr,
+                          refine_samples=samples, split=args.split, max_floats=args.max_floats,
+                          seed=args.seed, data_dir=args.data_dir, results=args.results)
         else:
-            evaluate(args.run_dir, k=args.k, n_test=args.n_test, draws=args.draws,
+            evaluate(args.run_dir, k=args.k, n_test=None if args.n_test is UNSET else args.n_test,
+                     draws=args.draws or 10,
                      split=args.split, batch=args.batch, max_floats=args.max_floats,
                      seed=args.seed, data_dir=args.data_dir, results=args.results)
     except (UsageError, backend.BackendError) as error:

@@ -155,11 +155,30 @@ class Softplus:
         return grad_out * sigmoid(self.a)
 
 
+class ELU:
+    """y = a for a > 0, exp(a) - 1 otherwise (Clevert et al., 2016, alpha = 1; the
+    activation of Cremer et al.'s amortization-gap code). Both branches are one
+    expression, max(a, 0) + expm1(min(a, 0)), and so is the slope: 1 for a > 0, exp(a)
+    otherwise, = expm1(min(a, 0)) + 1 (continuous at 0)."""
+
+    params = grads = {}
+
+    def forward(self, a):
+        xp = backend.namespace_of(a)
+        negative_part = xp.expm1(xp.minimum(a, 0))
+        self.slope = negative_part + 1
+        return xp.maximum(a, 0) + negative_part
+
+    def backward(self, grad_out):
+        return grad_out * self.slope
+
+
 ACTIVATIONS = {
     "tanh": Tanh,
     "sigmoid": Sigmoid,
     "relu": ReLU,
     "softplus": Softplus,
+    "elu": ELU,
     "identity": Identity,
 }
 

@@ -49,14 +49,16 @@ def _rows(condition, start, stop):
 
 
 def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_FLOATS,
-                            batch_size=None, progress=None, condition=None):
+                            batch_size=None, progress=None, condition=None, local=None):
     """Per-example importance-sampled log p(x) (log p(x|c) with a ``condition``) with
     K = ``samples``: (N,) float64 on host.
 
     model: any member of the family (``log_importance_weights(x, condition=, rng=,
     samples=)`` and ``widest_layer()``); x: (N, x_dim) host or device array; rng: numpy
-    Generator drawing the z's. ``progress(done)`` is called after each chunk with the
-    number of (example, draw) pairs done so far, out of N * K.
+    Generator drawing the z's. ``local`` (head name -> (N, width)): the proposal is the q
+    of these local parameters (a refined q*) instead of the encoder's. ``progress(done)``
+    is called after each chunk with the number of (example, draw) pairs done so far, out
+    of N * K.
     """
     samples = int(samples)
     if samples < 1:
@@ -70,6 +72,9 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
         batch = x[start:start + batch_size]
         batch_condition = _rows(condition, start, start + batch_size)
         conditioned = {} if batch_condition is None else {"condition": batch_condition}
+        if local is not None:
+            conditioned["local"] = {name: value[start:start + batch_size]
+                                    for name, value in local.items()}
         n = int(batch.shape[0])
         running_max = numpy.full(n, -numpy.inf)
         running_sum = numpy.zeros(n)

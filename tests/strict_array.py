@@ -171,7 +171,7 @@ DeviceArray.__abs__ = lambda self: DeviceArray(abs(self._array))
 # ---------------------------------------------------------------- the namespace
 _FUNCTIONS = (
     "abs", "add", "subtract", "multiply", "divide", "negative", "reciprocal", "exp",
-    "log", "log1p", "sqrt", "tanh", "maximum", "minimum", "where", "matmul", "sum",
+    "log", "log1p", "expm1", "sqrt", "tanh", "maximum", "minimum", "where", "matmul", "sum",
     "isfinite", "zeros_like", "empty_like", "ones_like", "full_like", "square",
     "concatenate", "stack", "logaddexp", "clip", "dot", "mean", "max", "min",
     "argmax", "any", "all", "sign", "power", "less", "greater", "greater_equal",

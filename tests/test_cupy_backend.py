@@ -16,6 +16,7 @@ import pytest
 
 import numpyvae as nv
 from numpyvae import backend
+from numpyvae.inference import refinement
 from strict_array import DeviceArray, strict
 
 backend.register_namespace("strict_array", strict)
@@ -157,6 +158,20 @@ def test_training_step_matches_numpy_on_strict_backend(strict_backend, case):
     np.testing.assert_allclose(path.get(), nv.interpolate(reference, x_host[0], x_host[1], 4,
                                                           held_host), rtol=1e-4, atol=1e-5)
     if not device.discrete_latent:
+        # Refinement of q (numpyvae.inference.refinement), and q* as the proposal.
+        refined, history = refinement.refine(
+            device, x, refinement.encoder_start(device, x, condition), 3,
+            np.random.default_rng(7), condition, lr=0.01)
+        expected, expected_history = refinement.refine(
+            reference, x_host, refinement.encoder_start(reference, x_host, condition_host), 3,
+            np.random.default_rng(7), condition_host, lr=0.01)
+        np.testing.assert_allclose(history, expected_history, rtol=1e-5)
+        for name, value in refined.items():
+            assert isinstance(value, DeviceArray) and value.dtype == np.float32, name
+            np.testing.assert_allclose(value.get(), expected[name], rtol=1e-4, atol=1e-5)
+        weights = device.log_importance_weights(x, condition, rng=np.random.default_rng(8),
+                                                samples=2, local=refined)
+        assert isinstance(weights, DeviceArray) and weights.shape == (2, 8)
         row = nv.traverse(device, x[0], 1, [-1.0, 0.0, 2.0], held)
         assert isinstance(row, DeviceArray) and row.shape == (3, device.x_dim)
         np.testing.assert_allclose(row.get(), nv.traverse(reference, x_host[0], 1, [-1.0, 0.0, 2.0],

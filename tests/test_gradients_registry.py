@@ -76,7 +76,9 @@ def activation(name):
     def factory(data):
         shape = (data.draw(sizes), data.draw(sizes))
         a = matrix(data, shape, -30.0, 30.0)
-        if name == "relu":   # the kink at 0 has no derivative: keep entries away from it
+        if name in ("relu", "elu"):
+            # relu's kink at 0 has no derivative; elu's slope has one there (central
+            # differences across it err by h |f''| / 2): keep entries away from it
             a = np.where(np.abs(a) < 1e-3, 1.0, a)
         return layers.make_activation(name), {"a": a}, matrix(data, shape), None
     return factory

@@ -11,7 +11,7 @@ from numpyvae.gradcheck import check_model_gradients
 
 TOLERANCE = 1e-6
 LIKELIHOODS = ["bernoulli", "gaussian", "gaussian-fixed"]
-ACTIVATIONS = ["tanh", "sigmoid", "relu", "softplus", "identity"]
+ACTIVATIONS = ["tanh", "sigmoid", "relu", "softplus", "elu", "identity"]
 
 
 def make_data(likelihood, n, x_dim, rng):

@@ -18,7 +18,11 @@ The contract (what ``numpyvae.train`` and ``numpyvae.evaluate`` use, nothing mor
     model.metrics(x, condition=None, eps=None, rng=None, beta=None) -> {name: (N,) array}
         always "elbo" (the true ELBO), "log_likelihood", "kl" and "objective"
     model.weight_prior_penalty()     the loss's share that is not the objective
-    model.log_importance_weights(x, condition=None, rng=None, samples=K) -> (K, N)
+    model.log_importance_weights(x, condition=None, rng=None, samples=K, local=None) -> (K, N)
+    model.local_parameters(x, condition) -> {head: (N, width)}: q's per-example parameters
+    model.local_elbo(x, local, condition=None, eps=None, rng=None, samples=None,
+                     grads=False) -> (N,) [, {head: (N, width)}]: the ELBO of another q of
+                                     the family, and its gradient (numpyvae.inference.refinement)
     model.widest_layer()             sizes evaluation chunks
     model.latent_point(x, condition) a point in z per example, for figures
     model.latent_path(x_ends, steps, condition) -> (steps, z_dim): from one example's
@@ -120,7 +124,7 @@ class LatentGaussianModel:
     decoder_hidden : the decoder's widths (default: ``hidden`` reversed, a mirror).
     likelihood : ``"bernoulli"`` (logits), ``"gaussian"`` (learned per-pixel
         log-variance) or ``"gaussian-fixed"`` (variance ``decoder_variance``).
-    activation : hidden activation, one of tanh, sigmoid, relu, softplus, identity.
+    activation : hidden activation, one of tanh, sigmoid, relu, softplus, elu, identity.
     output_activation : activation of a Gaussian decoder's mean, ``"sigmoid"`` or
         ``"identity"``.
     batch_norm : batch normalization after every hidden layer (before its activation).
@@ -497,25 +501,32 @@ class LatentGaussianModel:
         return self.k if self.objective == "iwae" else self.samples
 
     # ---------------------------------------------------------------- forward
-    def _forward(self, pieces, x, features, eps):
+    def _forward(self, pieces, x, features, eps, local=None):
         """The chain up to the terms every objective uses, on the pass's tape:
         q's heads, z and log q(z|x) (S, N), log p(x|z) (S, N), the prior's parameters."""
-        tape = self._posterior_on_tape(pieces, x, features, eps)
+        tape = self._posterior_on_tape(pieces, x, features, eps, local)
         self._log_likelihood(pieces, "z", features)
         pieces.prior.record(tape)
         return tape
 
-    def _posterior_on_tape(self, pieces, x, features, eps):
-        """q's heads, then z and log q(z|x) (S, N), on the pass's tape."""
+    def _posterior_on_tape(self, pieces, x, features, eps, local=None):
+        """q's heads, then z and log q(z|x) (S, N), on the pass's tape. The heads come
+        from the encoder, or are ``local`` (a tuple in head order): constants on the tape,
+        whose gradients ``tape.backward`` then returns."""
         tape = pieces.tape
         tape.constant("x", x)
         tape.constant("eps", eps)
-        encoder_input = "x"
         if features is not None:
             tape.constant("features", features)
-            tape.apply(Concatenate(), ("x", "features"), ("encoder_input",))
-            encoder_input = "encoder_input"
-        tape.apply(pieces.encoder, (encoder_input,), self._q_names)
+        if local is None:
+            encoder_input = "x"
+            if features is not None:
+                tape.apply(Concatenate(), ("x", "features"), ("encoder_input",))
+                encoder_input = "encoder_input"
+            tape.apply(pieces.encoder, (encoder_input,), self._q_names)
+        else:
+            for name, value in zip(self._q_names, local):
+                tape.constant(name, value)
         tape.apply(pieces.posterior, self._q_names + ("eps",), self.posterior.outputs,
                    grads_for=self._q_names)
         return tape
@@ -625,16 +636,68 @@ class LatentGaussianModel:
         log_likelihood = tape["log_likelihood"].mean(axis=0)
         return pieces, tape, ElboParts(log_likelihood - kl, log_likelihood, kl)
 
-    def log_importance_weights(self, x, condition=None, eps=None, rng=None, samples=None):
+    def log_importance_weights(self, x, condition=None, eps=None, rng=None, samples=None,
+                               local=None):
         """log w_k = log p(x|z_k, c) + log p(z_k|c) - log q(z_k|x, c), z_k ~ q: (K, N).
 
         logsumexp_k(log w_k) - log K is the importance-sampled estimate of log p(x|c)
         (Burda et al., 2016); its expectation is a bound that tightens as K grows.
+        ``local`` (name -> (N, width), as ``local_parameters`` gives) replaces the
+        encoder's q by another of the same family: a refined q* as the proposal.
         """
         count = 1 if samples is None else positive_int(samples, "samples (K)")
         x, features, eps = self._prepare(x, condition, eps, rng, count)
         pieces = self._pieces(training=False)
-        return log_weights(self._forward(pieces, x, features, eps), pieces.prior)
+        tape = self._forward(pieces, x, features, eps, self._local_heads(local, x.shape[0]))
+        return log_weights(tape, pieces.prior)
+
+    # ------------------------------------------- q's local (per-example) parameters
+    def local_parameters(self, x, condition=None):
+        """q's per-example parameters for x as the encoder gives them: head name ->
+        (N, width) (mu and logvar; a planar flow's flow_u, flow_w, flow_b too)."""
+        return dict(zip((name for name, _ in self._heads), self.encode(x, condition)))
+
+    def _local_heads(self, local, n):
+        """``local`` (name -> (N, width)) as a tuple in head order on the model's device
+        and dtype, checked against q's heads; None stays None (the encoder's q)."""
+        if local is None:
+            return None
+        if self.discrete_latent:
+            raise ValueError(f"The {self.name} model's q is deterministic (codes): it has no "
+                             "local parameters to refine.")
+        names = [name for name, _ in self._heads]
+        if sorted(local) != sorted(names):
+            raise ValueError(f"local parameters must be exactly q's heads {names}, got "
+                             f"{sorted(local)}.")
+        heads = []
+        for name, width in self._heads:
+            value = self.xp.asarray(local[name], dtype=self.dtype)
+            if tuple(value.shape) != (n, width):
+                raise ValueError(f"local[{name!r}] must have shape ({n}, {width}), got "
+                                 f"{tuple(value.shape)}.")
+            heads.append(value)
+        return tuple(heads)
+
+    def local_elbo(self, x, local, condition=None, eps=None, rng=None, samples=None,
+                   grads=False):
+        """The ELBO (N,) of each example under the q whose local parameters are ``local``
+        (name -> (N, width)) instead of the encoder's, the model held fixed: closed-form KL
+        where the pair has one, else Monte Carlo; L = ``samples`` draws (default 1).
+        With ``grads=True``, also dELBO_n / d local_n, name -> (N, width), from the parts'
+        backward passes (the tape returns the gradients of its constants); for per-example
+        refinement of q (numpyvae.inference.refinement). Batch norm in evaluation mode."""
+        count = 1 if samples is None else positive_int(samples, "samples")
+        x, features, eps = self._prepare(x, condition, eps, rng, count)
+        heads = self._local_heads(local, x.shape[0])
+        pieces = self._pieces(training=False, log_q=Elbo.needs_log_q(self.posterior))
+        tape = self._forward(pieces, x, features, eps, heads)
+        elbo = Elbo().record(tape, self.posterior, pieces.prior)
+        if not grads:
+            return elbo
+        # Example n's ELBO reads only row n of each head: the gradient of the sum is
+        # every example's own gradient.
+        found = tape.backward({"objective": self.xp.ones(x.shape[0], dtype=self.dtype)})
+        return elbo, {name: found[q_name] for (name, _), q_name in zip(self._heads, self._q_names)}
 
     def log_joint(self, x, z, condition=None):
         """log p(x, z | c) = log p(x|z, c) + log p(z|c) for z (S, N, z_dim): (S, N).
