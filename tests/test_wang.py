@@ -12,6 +12,7 @@ import pytest
 import numpyvae as nv
 from numpyvae import encoder
 from numpyvae.train import main
+from conftest import need_data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,3 +118,93 @@ def test_the_training_command_takes_the_flags_and_keeps_them_on_resume(tmp_path,
     assert "--encoder-towers shared (the run has --encoder-towers separate)" in \
         capsys.readouterr().err
     assert main(["--resume", str(run_dir), "--samples", "1000"]) == 0
+
+
+# ------------------------------------------------------- experiments/wang.py
+sys.path.insert(0, str(ROOT / "experiments"))
+import wang  # noqa: E402
+
+# Wang's Tables 2 and 3 (6e7 samples): (reconstruction, KL) of every architecture the
+# search of section 5.2 asks about.
+WANG_MEASURED = {
+    (500, 3): (130.7, 7.2), (500, 500, 2): (130.4, 7.3), (500, 500, 3): (115.5, 9.1),
+    (500, 251, 3): (127.2, 8.5), (500, 376, 3): (116.1, 9.1), (500, 313, 3): (116.9, 8.9),
+    (500, 282, 3): (141.4, 7.1), (500, 297, 3): (117.2, 8.9), (500, 289, 3): (117.1, 9.0),
+    (500, 285, 3): (117.6, 8.9), (500, 283, 3): (124.7, 8.8), (500, 284, 3): (118.2, 8.8),
+    (392, 284, 3): (118.4, 8.9), (337, 284, 3): (119.9, 8.8), (310, 284, 3): (120.4, 8.7),
+    (323, 284, 3): (120.5, 8.7), (330, 284, 3): (119.3, 8.8), (326, 284, 3): (119.9, 8.8),
+    (324, 284, 3): (119.9, 8.7),
+}
+
+
+def test_the_search_retraces_wangs_table_2_from_wangs_numbers():
+    """Fed Wang's own measurements, the search asks for exactly the architectures of
+    Wang's Table 2 in its order (after the latent's search, which Wang read off Table 3),
+    finds no good model with one hidden layer, and answers [324, 284, 3]."""
+    asked = []
+
+    def evaluate(arch, phase):
+        asked.append(tuple(arch))
+        recon, kl = WANG_MEASURED[tuple(arch)]
+        return dict(good=recon <= 120 and kl <= 10, kl_ok=kl <= 10)
+
+    assert wang.minimal_architecture(1, evaluate) is None
+    assert asked == [(500, 3)]
+    asked.clear()
+    assert wang.minimal_architecture(2, evaluate) == (324, 284, 3)
+    table_2 = [(500, 500, 3), (500, 251, 3), (500, 376, 3), (500, 313, 3), (500, 282, 3),
+               (500, 297, 3), (500, 289, 3), (500, 285, 3), (500, 283, 3), (500, 284, 3),
+               (392, 284, 3), (337, 284, 3), (310, 284, 3), (323, 284, 3), (330, 284, 3),
+               (326, 284, 3), (324, 284, 3)]
+    assert asked == [(500, 500, 3), (500, 500, 2), (500, 500, 3)] + table_2[1:]
+
+
+def test_the_search_first_brings_the_kl_within_bounds():
+    """Step 1: an upper bound whose KL is too high is shrunk to the largest widths with
+    KL <= 10 (KL rising with every width), then Algorithm 1 runs below them."""
+    def evaluate(arch, phase):
+        kl = arch[-1] * 3 + sum(arch[:-1]) / 100
+        recon = 200 - sum(arch[:-1]) / 5 - 10 * arch[-1]
+        return dict(good=recon <= 120 and kl <= 10, kl_ok=kl <= 10)
+
+    # [500, 3] has KL 14: step 1 takes d = 1 (KL 8; d = 2 gives 11) and keeps 500 units
+    # (KL 3 + w / 100 <= 10 for any w <= 500); step 2 then finds the smallest good width,
+    # reconstruction 200 - w / 5 - 10 <= 120 from w = 350 on.
+    asked = []
+    assert wang.minimal_architecture(1, lambda arch, phase: asked.append(tuple(arch))
+                                     or evaluate(arch, phase)) == (350, 1)
+    assert asked[:3] == [(500, 3), (500, 2), (500, 1)]
+    assert all(evaluate(list(arch), "")["kl_ok"] for arch in asked[3:])
+    assert wang.largest(1, 500, [500, 3], 0, lambda arch: arch[0] <= 137) == 137
+    assert wang.binary_search(3, 500, [500, 500, 3], 1, lambda arch: arch[1] >= 284) == 284
+
+
+def test_monotonicity_violations_count_pairings_of_seeds():
+    table = {(500, 500, 3): {0: (115.0, 9.0), 1: (121.0, 9.1)},
+             (500, 251, 3): {0: (118.0, 8.5), 1: (127.0, 8.6)}}
+    ((bigger, smaller, against, pairs),) = wang.monotonicity_violations(table)
+    assert (bigger, smaller, pairs) == ((500, 500, 3), (500, 251, 3), 4)
+    assert against == 1          # seed 1's 121.0 above seed 0's 118.0
+
+
+def test_quick_mode_runs_every_part_and_report_only_reprints_it(tmp_path):
+    """``all --quick``: table 1 at two budgets (the second resumes the runs), the search
+    and the noise, with tiny nets; ``--report-only`` then prints the same tables from the
+    runs on disk without training anything."""
+    need_data("mnist")
+    script = [sys.executable, str(ROOT / "experiments" / "wang.py"), "all", "--quick",
+              "--runs-dir", str(tmp_path / "runs")]
+    first = subprocess.run(script, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "--resume" in first.stderr and "--encoder-towers separate" in first.stderr
+    for heading in ("Wang (2023) Table 1", "minimal-complexity search", "Run-to-run noise"):
+        assert heading in first.stdout
+    assert "| CVAE | 1,000 (0.0167 epochs) | test |" in first.stdout
+    assert "131.7 = 116.1 + 2 x 7.8" in first.stdout
+    assert (tmp_path / "runs" / "figures" / "wang_table1_curves.png").exists()
+    again = subprocess.run(script + ["--report-only", "--no-figures"], capture_output=True,
+                           text=True, timeout=120)
+    assert again.returncode == 0 and "numpyvae.train" not in again.stderr
+    start = first.stdout.index("\nFigures:")
+    end = first.stdout.index("\n", start + 1) + 1
+    assert again.stdout == first.stdout[:start] + first.stdout[end:]
