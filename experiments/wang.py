@@ -155,23 +155,36 @@ def table1(args):
     print("| model | samples (epochs) | split | reconstruction | KL | -ELBO | -objective "
           "| Wang (1.2e8): reconstruction / KL / \"ELBO loss\" | training wall time |")
     print("|---|---|---|---|---|---|---|---|---|")
+    run_dirs = [args.runs_dir / "table1" / RUN_NAMES[name] for name in TABLE1_MODELS]
+    for name, run_dir in zip(TABLE1_MODELS, run_dirs):    # a run between budgets: where it is
+        latest = (records(run_dir) or [None])[-1]
+        if latest is not None and latest["samples_seen"] not in args.budgets:
+            rows.append((name, None, latest))
     for name, budget, record in rows:
         paper = TABLE1_MODELS[name][1]
+        seen = samples_label(record["samples_seen"]) + ("" if budget else ", latest evaluation")
         for split in ("train", "test"):
             recon, kl, elbo, objective = terms(record, split)
             wang = " / ".join(map(str, paper)) if split == "train" else ""
             wall = f"{record['wall_seconds'] / 60:.0f} min" if split == "train" else ""
-            print(f"| {name} | {samples_label(budget)} | {split} | {recon:.2f} | {kl:.2f} | "
+            print(f"| {name} | {seen} | {split} | {recon:.2f} | {kl:.2f} | "
                   f"{elbo:.2f} | {objective:.2f} | {wang} | {wall} |")
+    for name, run_dir in zip(TABLE1_MODELS, run_dirs):
+        latest = (records(run_dir) or [None])[-1]
+        if latest is not None and latest["wall_seconds"] > 0:
+            rate = latest["samples_seen"] / latest["wall_seconds"]
+            rest = max(0, max(args.budgets) - latest["samples_seen"]) / rate
+            print(f"\n{name}: {latest['samples_seen']:,} samples in "
+                  f"{latest['wall_seconds'] / 3600:.2f} h of training ({rate:.0f} samples/s); "
+                  f"{max(args.budgets):,} would take {rest / 3600:.1f} h more at that rate.")
     print("\nWang's \"ELBO loss\" is reconstruction + KL in the VAE and CVAE rows (115.1 + 9.1 = "
           "124.2, 107.2 + 7.2 = 114.4), but 131.7 = 116.1 + 2 x 7.8 in the beta-VAE row: the KL "
           "weighted by 2, not by 5 (116.1 + 5 x 7.8 = 155.1) nor by 1 (123.9). Wang's code "
           "prints reconstruction + beta KL, so that row's loss is a beta = 2 objective.")
     print(f"Wang's training times: " + ", ".join(f"{name} {minutes} min" for name, minutes
                                                 in WANG_MINUTES.items()) + " (Wang's GPU).")
-    if rows and not args.no_figures:
-        table1_figures(args, [args.runs_dir / "table1" / RUN_NAMES[name]
-                              for name in TABLE1_MODELS])
+    if not args.no_figures and any(records(run_dir) for run_dir in run_dirs):
+        table1_figures(args, run_dirs)      # the curves so far, even short of a budget
     return rows
 
 
@@ -215,6 +228,9 @@ def table1_figures(args, run_dirs):
     reconstructions = directory / "wang_table1_reconstructions.png"
     specs = [f"{run_dir}={name}" for name, run_dir in zip(TABLE1_MODELS, run_dirs)
              if (run_dir / "checkpoint.npz").exists()]
+    if not specs:
+        print(f"\nFigures: {curves}")
+        return
     subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare_reconstructions.py"),
                     str(reconstructions), *specs], check=True, capture_output=True)
     print(f"\nFigures: {curves}, {reconstructions}")
