@@ -35,11 +35,10 @@ resumes it (``--resume``, bit for bit as if it had not stopped), and the numbers
 budget are the evaluation ``metrics.jsonl`` recorded at exactly that many samples, over the
 whole training and test splits (``--eval-size 70000``, one z per image; each costs about
 25 s on one core, so table 1's runs evaluate twice per decade of samples and the search's
-once). Long runs belong
-in the background: ``nice -n 10 python experiments/wang.py table1 --runs-dir RUNS &``.
+once). Long runs belong in the background:
+``nice -n 10 python experiments/wang.py table1 --runs-dir RUNS &``.
 """
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -181,7 +180,7 @@ def table1(args):
           "124.2, 107.2 + 7.2 = 114.4), but 131.7 = 116.1 + 2 x 7.8 in the beta-VAE row: the KL "
           "weighted by 2, not by 5 (116.1 + 5 x 7.8 = 155.1) nor by 1 (123.9). Wang's code "
           "prints reconstruction + beta KL, so that row's loss is a beta = 2 objective.")
-    print(f"Wang's training times: " + ", ".join(f"{name} {minutes} min" for name, minutes
+    print("Wang's training times: " + ", ".join(f"{name} {minutes} min" for name, minutes
                                                 in WANG_MINUTES.items()) + " (Wang's GPU).")
     if not args.no_figures and any(records(run_dir) for run_dir in run_dirs):
         table1_figures(args, run_dirs)      # the curves so far, even short of a budget
