@@ -112,6 +112,8 @@ def train(run_dir, argv, samples, args, per_decade=1):
     if found is not None or args.report_only:
         return found
     budget = ["--samples", str(samples), "--threads", str(args.threads)]
+    if args.backend:
+        budget += ["--backend", args.backend]
     if (Path(run_dir) / "checkpoint.npz").exists():
         command = ["--resume", str(run_dir), *budget]
     else:
@@ -479,6 +481,8 @@ def build_parser():
                         help="search, noise: the split a good model is judged on (default train)")
     parser.add_argument("--threads", default="1", help="BLAS threads per training "
                         "(default 1: a shared machine; auto to take free cores)")
+    parser.add_argument("--backend", choices=("numpy", "cupy"),
+                        help="the trainings' array backend (default numpy; cupy: on a GPU)")
     parser.add_argument("--report-only", action="store_true",
                         help="print the tables from the runs on disk, training nothing")
     parser.add_argument("--quick", action="store_true",
