@@ -48,6 +48,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from numpyvae import cli  # noqa: E402
+from numpyvae.train import threads_flag  # noqa: E402
 
 WANG_SETUP = ["--dataset", "mnist", "--likelihood", "bernoulli", "--no-binarize",
               "--activation", "relu", "--encoder-towers", "separate", "--init", "normal",
@@ -429,17 +431,6 @@ def monotonicity_violations(table):
 
 
 # ------------------------------------------------------------------ command line
-def count(text):
-    """A positive number of samples, written 6e7 or 60000000."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of samples") from None
-    if not (math.isfinite(value) and value >= 1 and value == int(value)):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number of samples")
-    return int(value)
-
-
 def architecture(text):
     """'500,500,3' -> (500, 500, 3): hidden widths, then the latent dimension."""
     try:
@@ -452,34 +443,42 @@ def architecture(text):
     return arch
 
 
+class ArgumentParser(cli.ArgumentParser):
+    """The package's one-line usage errors, naming this script's --help."""
+
+    def error(self, message):
+        self.exit(cli.EXIT_USAGE, f"error: {message} (python experiments/wang.py --help lists "
+                                  "every flag)\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python experiments/wang.py", description=__doc__.split("\n\n")[0],
         epilog="See the module docstring (and README, Reproductions) for the setup.")
     parser.add_argument("part", choices=("table1", "search", "noise", "all"))
     parser.add_argument("--runs-dir", type=Path, required=True,
                         help="where the run directories go (outside the repository)")
-    parser.add_argument("--budgets", type=count, nargs="+",
+    parser.add_argument("--budgets", type=cli.positive_int, nargs="+",
                         help="table1: samples per run, in turn (default 1e7 6e7 1.2e8)")
-    parser.add_argument("--samples", type=count,
+    parser.add_argument("--samples", type=cli.positive_int,
                         help="search, noise: samples per training (default 6e7, Wang's)")
-    parser.add_argument("--seed", type=int, default=0, help="table1, search: the seed "
+    parser.add_argument("--seed", type=cli.non_negative_int, default=0, help="table1, search: the seed "
                         "(default 0)")
-    parser.add_argument("--seeds", type=int, nargs="+", help="noise: seeds (default 0 1 2)")
+    parser.add_argument("--seeds", type=cli.non_negative_int, nargs="+", help="noise: seeds (default 0 1 2)")
     parser.add_argument("--archs", type=architecture, nargs="+",
                         help="noise: architectures (default 500,500,3 500,376,3 500,251,3)")
-    parser.add_argument("--depths", type=int, nargs="+", help="search: hidden layers to "
+    parser.add_argument("--depths", type=cli.positive_int, nargs="+", help="search: hidden layers to "
                         "try, in turn (default 1 2 3)")
     parser.add_argument("--all-depths", action="store_true",
                         help="search: go on after the first depth with a good model")
-    parser.add_argument("--max-recon", type=float,
+    parser.add_argument("--max-recon", type=cli.positive_float,
                         help="search: a good model's largest reconstruction (default 120; "
                              "--quick: none)")
-    parser.add_argument("--max-kl", type=float, default=10.0,
+    parser.add_argument("--max-kl", type=cli.positive_float, default=10.0,
                         help="search: a good model's largest KL (default 10)")
     parser.add_argument("--split", choices=("train", "test"), default="train",
                         help="search, noise: the split a good model is judged on (default train)")
-    parser.add_argument("--threads", default="1", help="BLAS threads per training "
+    parser.add_argument("--threads", type=threads_flag, default="1", help="BLAS threads per training "
                         "(default 1: a shared machine; auto to take free cores)")
     parser.add_argument("--backend", choices=("numpy", "cupy"),
                         help="the trainings' array backend (default numpy; cupy: on a GPU)")
