@@ -208,3 +208,16 @@ def test_quick_mode_runs_every_part_and_report_only_reprints_it(tmp_path):
     start = first.stdout.index("\nFigures:")
     end = first.stdout.index("\n", start + 1) + 1
     assert again.stdout == first.stdout[:start] + first.stdout[end:]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["table1", "--budgets", "1.5"], "--budgets: expected a positive integer, got '1.5'"),
+    (["noise", "--archs", "500"], "'500' is not an architecture"),
+    (["search", "--max-recon", "-1"], "--max-recon: expected a positive number"),
+])
+def test_bad_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        wang.main(argv + ["--runs-dir", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
