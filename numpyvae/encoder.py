@@ -1,4 +1,6 @@
-"""Encoders: an MLP trunk and linear heads, x -> (head_1(h), head_2(h), ...).
+"""Encoders: an MLP trunk and linear heads, x -> (head_1(h), head_2(h), ...), or one MLP
+per head with no trunk shared (``Towers``: Wang (2023)'s code computes mu and logvar
+with two separate networks).
 
 The Gaussian encoder q(z|x) = N(mu(x), diag exp(logvar(x))) has the heads mu and
 logvar; a planar flow posterior adds the flow's per-example parameters as heads; a
@@ -27,27 +29,28 @@ class Encoder:
     (..., size_i), one per head. Backward sums the heads' gradients into the trunk.
 
     ``sizes`` = (in_dim, *hidden); ``heads`` = ((name, size), ...). Parameters are named
-    ``{prefix}.hidden{i}.W/b`` and ``{prefix}.{head}.W/b`` in the model's ParameterDict.
+    ``{trunk}{i}.W/b`` (``trunk`` default ``{prefix}.hidden``) and ``{prefix}.{head}.W/b``
+    in the model's ParameterDict.
     """
 
     def __init__(self, sizes, heads, activation, params, grads, prefix="encoder",
-                 batch_norm=False, buffers=None, training=True):
-        self.trunk = MLP(sizes, activation, params, grads, f"{prefix}.hidden",
+                 batch_norm=False, buffers=None, training=True, trunk=None):
+        self.trunk = MLP(sizes, activation, params, grads, trunk or f"{prefix}.hidden",
                          batch_norm=batch_norm, buffers=buffers, training=training)
         self.batch_norms = self.trunk.batch_norms
         self.heads = [Dense(params[weight], params[bias], grads[weight], grads[bias])
                       for _, weight, bias, _, _ in head_entries(prefix, sizes[-1], heads)]
 
     @staticmethod
-    def layout(sizes, heads, prefix="encoder", batch_norm=False):
-        entries = MLP.layout(sizes, f"{prefix}.hidden", batch_norm)
+    def layout(sizes, heads, prefix="encoder", batch_norm=False, trunk=None):
+        entries = MLP.layout(sizes, trunk or f"{prefix}.hidden", batch_norm)
         for _, weight, bias, weight_shape, bias_shape in head_entries(prefix, sizes[-1], heads):
             entries += [(weight, weight_shape), (bias, bias_shape)]
         return entries
 
     @staticmethod
-    def buffer_layout(sizes, prefix="encoder", batch_norm=False):
-        return MLP.buffer_layout(sizes, f"{prefix}.hidden", batch_norm)
+    def buffer_layout(sizes, prefix="encoder", batch_norm=False, trunk=None):
+        return MLP.buffer_layout(sizes, trunk or f"{prefix}.hidden", batch_norm)
 
     def forward(self, x):
         self.lead = x.shape[:-1]
@@ -70,6 +73,52 @@ class Encoder:
         grad_x = self.trunk.backward(grad_h, need_input_grad=need_input_grad)
         if grad_x is not None and len(self.lead) != 1:
             grad_x = grad_x.reshape(self.lead + grad_x.shape[-1:])
+        return grad_x
+
+
+class Towers:
+    """One MLP per head, no trunk shared: y_i = MLP_i(x) W_i + b_i, x (..., in_dim) -> a
+    tuple of (..., size_i). Each tower is an :class:`Encoder` of one head, its hidden
+    layers named ``{prefix}.{head}.hidden{i}`` and its head ``{prefix}.{head}.W/b`` (the
+    names a shared encoder gives its heads). Backward adds the towers' input gradients.
+    """
+
+    def __init__(self, sizes, heads, activation, params, grads, prefix="encoder",
+                 batch_norm=False, buffers=None, training=True):
+        self.towers = [Encoder(sizes, (head,), activation, params, grads, prefix, batch_norm,
+                               buffers, training, trunk=Towers.trunk(prefix, head))
+                       for head in heads]
+        self.batch_norms = [norm for tower in self.towers for norm in tower.batch_norms]
+
+    @staticmethod
+    def trunk(prefix, head):
+        """The name stem of one tower's hidden layers."""
+        return f"{prefix}.{head[0]}.hidden"
+
+    @staticmethod
+    def layout(sizes, heads, prefix="encoder", batch_norm=False):
+        return [entry for head in heads
+                for entry in Encoder.layout(sizes, (head,), prefix, batch_norm,
+                                            Towers.trunk(prefix, head))]
+
+    @staticmethod
+    def buffer_layout(sizes, heads, prefix="encoder", batch_norm=False):
+        return [entry for head in heads
+                for entry in Encoder.buffer_layout(sizes, prefix, batch_norm,
+                                                   Towers.trunk(prefix, head))]
+
+    def forward(self, x):
+        self.outputs = tuple(tower.forward(x)[0] for tower in self.towers)
+        return self.outputs
+
+    def backward(self, *grad_heads, need_input_grad=False):
+        grad_x = None
+        for tower, output, grad in zip(self.towers, self.outputs, grad_heads):
+            if grad is None:   # an unread head: its tower's gradients are zero, not stale
+                grad = output * 0
+            part = tower.backward(grad, need_input_grad=need_input_grad)
+            if part is not None:
+                grad_x = part if grad_x is None else grad_x + part
         return grad_x
 
 

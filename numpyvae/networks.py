@@ -40,28 +40,35 @@ from . import backend
 from .conv import (BatchNorm2D, Conv2D, ConvTranspose2D, conv_output_size,
                    transposed_output_size)
 from .batchnorm import BatchNorm
-from .encoder import Encoder
+from .encoder import Encoder, Towers
 from .layers import (Concatenate, Dense, Identity, layer_names, make_activation, norm_buffer_entries,
                      norm_entries)
 
 
 class MLPNetwork:
     """An MLP of widths ``sizes`` = (in, *hidden) with linear heads ((name, size), ...):
-    numpyvae.encoder.Encoder, the network every member had before conv nets."""
+    numpyvae.encoder.Encoder, the network every member had before conv nets. ``towers``
+    "separate": one such MLP per head and no trunk shared (numpyvae.encoder.Towers)."""
 
-    def __init__(self, sizes, heads, activation, prefix, batch_norm=False):
+    def __init__(self, sizes, heads, activation, prefix, batch_norm=False, towers="shared"):
         self.sizes, self.heads = tuple(sizes), tuple(tuple(head) for head in heads)
         self.activation, self.prefix, self.batch_norm = activation, prefix, batch_norm
+        self.towers = towers
 
     def layout(self):
+        if self.towers == "separate":
+            return Towers.layout(self.sizes, self.heads, self.prefix, self.batch_norm)
         return Encoder.layout(self.sizes, self.heads, self.prefix, self.batch_norm)
 
     def buffer_layout(self):
+        if self.towers == "separate":
+            return Towers.buffer_layout(self.sizes, self.heads, self.prefix, self.batch_norm)
         return Encoder.buffer_layout(self.sizes, self.prefix, self.batch_norm)
 
     def build(self, params, grads, buffers, training):
-        return Encoder(self.sizes, self.heads, self.activation, params, grads, self.prefix,
-                       batch_norm=self.batch_norm, buffers=buffers, training=training)
+        kind = Towers if self.towers == "separate" else Encoder
+        return kind(self.sizes, self.heads, self.activation, params, grads, self.prefix,
+                    batch_norm=self.batch_norm, buffers=buffers, training=training)
 
     def widest(self):
         return max(self.sizes + tuple(size for _, size in self.heads))

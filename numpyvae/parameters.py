@@ -130,3 +130,16 @@ def initialize_weight(weight, rng, init="normal", std=0.01):
     else:
         raise ValueError(f"Unknown init {init!r}: use 'normal' (AEVB) or 'glorot'.")
     weight[...] = backend.to_device(values, backend.namespace_of(weight), dtype=weight.dtype)
+
+
+def initialize_bias(bias, rng, init="zero", std=0.01):
+    """Fill a bias in place: ``"zero"`` leaves it 0 (AEVB; no draw is made, so the
+    weights' draws are those of a model without this option); ``"normal"`` draws
+    N(0, std^2) on the host by ``rng``, as Wang (2023)'s code initializes every parameter."""
+    if init == "zero":
+        bias[...] = 0
+        return
+    if init != "normal":
+        raise ValueError(f"Unknown bias init {init!r}: use 'zero' or 'normal'.")
+    values = rng.normal(0.0, std, size=bias.shape)
+    bias[...] = backend.to_device(values, backend.namespace_of(bias), dtype=bias.dtype)

@@ -307,6 +307,25 @@ def encoder_heads(batch_norm=False, samples=0):
     return factory
 
 
+def encoder_towers(batch_norm=False, samples=0):
+    """Towers: one MLP per head (Wang's mu and logvar towers, and a flow's heads), on rows
+    or on (S, N, in) inputs."""
+    def factory(data):
+        rng = generator(data)
+        n, depth = (8 if batch_norm else 3), data.draw(st.integers(1, 2))
+        widths = (5,) + tuple(data.draw(sizes) for _ in range(depth))
+        heads = (("mu", 2), ("logvar", 2), ("flow_b", 3))
+        params, grads, buffers = spread_network(
+            rng, encoder.Towers.layout(widths, heads, "e", batch_norm),
+            encoder.Towers.buffer_layout(widths, heads, "e", batch_norm))
+        network = encoder.Towers(widths, heads, "softplus", params, grads, "e",
+                                 batch_norm=batch_norm, buffers=buffers, training=True)
+        lead = lead_axes(samples) + (n,)
+        grad = tuple(rng.normal(size=lead + (size,)) for _, size in heads)
+        return _InputGrad(network, params, grads), {"x": rng.normal(size=lead + (5,))}, grad, None
+    return factory
+
+
 class _InputGrad:
     """A network with its input gradient switched on, as a checkable piece."""
 
@@ -407,6 +426,9 @@ PIECE_CASES = (
     + [("Encoder-flow-heads", encoder_heads()),
        ("Encoder-flow-heads-batchnorm", encoder_heads(batch_norm=True)),
        ("Encoder-flow-heads-samples", encoder_heads(samples=2))]
+    + [("Towers", encoder_towers()),
+       ("Towers-batchnorm", encoder_towers(batch_norm=True)),
+       ("Towers-samples", encoder_towers(samples=2))]
     + [("DiagonalGaussianPosterior", posterior_pass("gaussian")),
        ("PlanarFlowPosterior", posterior_pass("planar"))]
     + [(kind, objective_piece(kind))
@@ -481,6 +503,11 @@ MODEL_CASES = (
                                            likelihood="gaussian")),
         ("vae-objective-iwae-k3", "vae", dict(objective="iwae", k=3, likelihood="gaussian")),
         ("vae-batchnorm", "vae", dict(batch_norm=True, hidden=(4, 3))),
+        # Wang (2023)'s encoder: mu and logvar from separate towers, biases drawn too.
+        ("vae-separate-towers", "vae", dict(encoder_towers="separate", hidden=(4, 3),
+                                            activation="relu", bias_init="normal")),
+        ("vae-separate-towers-batchnorm-gaussian", "vae", dict(
+            encoder_towers="separate", batch_norm=True, likelihood="gaussian", samples=2)),
         ("vae-batchnorm-gaussian-L2", "vae", dict(batch_norm=True, likelihood="gaussian",
                                                   samples=2, activation="sigmoid")),
         ("iwae-k1", "iwae", dict(k=1)),
@@ -489,10 +516,13 @@ MODEL_CASES = (
         ("iwae-k3-gaussian-fixed", "iwae", dict(k=3, likelihood="gaussian-fixed",
                                                 output_activation="identity")),
         ("iwae-k4-batchnorm", "iwae", dict(k=4, batch_norm=True, hidden=(4, 3))),
+        ("iwae-k3-separate-towers", "iwae", dict(k=3, encoder_towers="separate")),
         ("cvae-labels", "cvae", dict(n_classes=3)),
         ("cvae-one-hot", "cvae", dict(n_classes=3, condition="one-hot", likelihood="gaussian")),
         ("cvae-iwae-k4", "cvae", dict(n_classes=4, objective="iwae", k=4)),
         ("cvae-batchnorm-L2", "cvae", dict(n_classes=3, batch_norm=True, samples=2)),
+        ("cvae-separate-towers-beta5", "cvae", dict(n_classes=3, encoder_towers="separate",
+                                                    hidden=(4, 3), beta=5.0)),
         ("cvae-quadrant-elbo", "cvae-quadrant", dict(image_shape=(4, 4), samples=2)),
         ("cvae-quadrant-iwae-k4", "cvae-quadrant", dict(image_shape=(4, 4), objective="iwae",
                                                         k=4, given="top-right")),
@@ -505,6 +535,8 @@ MODEL_CASES = (
         ("planar-flow-k4-L2-gaussian", "planar-flow", dict(flow_length=4, samples=2,
                                                           likelihood="gaussian")),
         ("planar-flow-iwae-k3", "planar-flow", dict(flow_length=2, objective="iwae", k=3)),
+        ("planar-flow-separate-towers", "planar-flow", dict(flow_length=2,
+                                                            encoder_towers="separate")),
         ("planar-flow-batchnorm-beta0.5", "planar-flow", dict(flow_length=3, batch_norm=True,
                                                              hidden=(4, 3), beta=0.5)),
         ("vade-c3", "vade", dict(n_components=3)),

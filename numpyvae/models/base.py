@@ -67,7 +67,7 @@ from ..decoders import DECODERS
 from ..networks import ConvGeometry, ConvNetwork, MLPNetwork
 from ..kl import KLDiagonalGaussians, KLStandardNormal
 from ..layers import Concatenate
-from ..parameters import ParameterDict, initialize_weight
+from ..parameters import ParameterDict, initialize_bias, initialize_weight
 from ..parts.objectives import Elbo, IwaeBound, kl_term, log_weights
 from ..parts.posteriors import DiagonalGaussianPosterior
 from ..parts.priors import ConditionalGaussianPrior, StandardNormalPrior
@@ -134,6 +134,9 @@ class LatentGaussianModel:
     weight_prior_std, weight_prior_scale : sigma_w of a Gaussian prior on the
         parameters (None: none) and the weight of its negative log-density in the loss.
     init, init_std : ``"normal"`` with std 0.01 (AEVB) or ``"glorot"``.
+    bias_init : ``"zero"`` (AEVB) or ``"normal"``, N(0, init_std^2) (Wang (2023)).
+    encoder_towers : ``"shared"`` (one MLP trunk, a linear head per output of q) or
+        ``"separate"`` (one MLP per head, no trunk shared; Wang (2023)).
     seed : seeds the initialization and the model's own noise generator ``self.rng``.
     dtype : float32 (default, for speed) or float64 (for gradient checks).
     """
@@ -190,6 +193,9 @@ class LatentGaussianModel:
         self.prior_hidden = (self.hidden if prior_hidden is None
                              else widths("prior hidden")(prior_hidden))
         self._check_beta(self._beta)
+        if self.encoder_towers == "separate" and self.net != "mlp":
+            raise ValueError("encoder_towers='separate' needs net='mlp': a conv encoder's "
+                             "heads share its convolutions. Use the mlp net, or shared towers.")
         if self.objective == "iwae" and self.samples != 1:
             raise ValueError("The IWAE objective draws k samples per example: set k, "
                              f"not samples (got samples={self.samples}).")
@@ -222,6 +228,8 @@ class LatentGaussianModel:
         for name, value in self.params.items():
             if name.endswith(".W"):
                 initialize_weight(value, init_rng, self.init, self.init_std)
+            elif name.endswith(".b"):
+                initialize_bias(value, init_rng, self.bias_init, self.init_std)
             elif name.endswith(".bn.scale"):
                 value[...] = 1
         for name, value in self.buffers.items():
@@ -299,7 +307,8 @@ class LatentGaussianModel:
         conv nets with ``net="conv"``, the decoder the encoder's mirror."""
         if self.net == "mlp":
             trunk = self.encoder_sizes[:-1]
-            return (MLPNetwork(trunk, self._heads, self.activation, "encoder", self.batch_norm),
+            return (MLPNetwork(trunk, self._heads, self.activation, "encoder", self.batch_norm,
+                               self.encoder_towers),
                     MLPNetwork(self.decoder_sizes[:-1], decoder_class.heads(self.x_dim),
                                self.activation, "decoder", self.batch_norm))
         geometry = self.conv_geometry()

@@ -21,6 +21,8 @@ from ..layers import ACTIVATIONS
 OBJECTIVES = ("elbo", "iwae")
 NETS = ("mlp", "conv")
 INITS = ("normal", "glorot")
+BIAS_INITS = ("zero", "normal")
+TOWERS = ("shared", "separate")
 DTYPES = ("float32", "float64")
 
 
@@ -213,6 +215,15 @@ BASE_OPTIONS = (
            cli=dict(choices=INITS)),
     Option("init_std", 0.01, "std of the normal initialization",
            number_at_least("init_std", 0.0, inclusive=False)),
+    Option("bias_init", "zero", "the networks' biases at the start: zero, or normal = "
+           "N(0, init_std^2) like the weights (Wang (2023)'s code draws every parameter so)",
+           one_of(BIAS_INITS, "bias_init"), cli=dict(choices=BIAS_INITS),
+           omit_when=lambda model, value: value == "zero"),
+    Option("encoder_towers", "shared", "the encoder's MLPs: shared (one trunk, a linear "
+           "head each for mu and logvar) or separate (one MLP per head, no trunk shared: "
+           "Wang (2023)'s code); --net mlp only",
+           one_of(TOWERS, "encoder_towers"), cli=dict(choices=TOWERS),
+           omit_when=lambda model, value: value == "shared"),
     Option("decoder_hidden", None, "hidden widths of the decoder (default: the encoder's, "
            "mirrored)", optional(widths("decoder hidden"), off=()), cli=WIDTH,
            omit_when=lambda model, value: value == model.hidden[::-1]),
