@@ -1,0 +1,192 @@
+"""The plain VAE's importance weights computed for evaluation alone: what K = 5000 costs.
+
+``log_marginal_likelihood`` needs log w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x) for
+K draws per example, chunk after chunk. The general path (``model.log_importance_weights``)
+is a training pass without its backward: it runs the encoder again for every chunk,
+makes a new array at every step over chunks far larger than a cache (up to 40 MB), and
+leaves the element-wise work (tanh, the Bernoulli log-likelihood: half of the time) on
+one core whatever BLAS does. For the members whose weights are the plain VAE's (a
+diagonal Gaussian q, p(z) = N(0, I), an MLP decoder without batch norm onto Bernoulli
+logits, no condition: ``vae`` and ``iwae``), :class:`FusedLogWeights` computes the same
+numbers from the same noise another way:
+
+* q's heads once per batch of examples, not once per chunk of draws;
+* the decoder in blocks of at most ``BLOCK_ROWS`` (draw, example) rows, whose activations
+  stay in a core's cache, into buffers made once per thread, activations in place;
+* log p(x|z) = sum_d [x_d a_d - log(1 + exp(a_d))] from the logits a with nothing kept
+  for a backward pass: the x.a term first, then exp and log1p written over a, the sum
+  over pixels as a product with a vector of ones (one BLAS pass instead of a reduction).
+  A row where exp(a_d) overflows (a_d > 88 in float32) comes out -inf and is computed
+  again with the general path's overflow-free form;
+* the blocks shared out to ``threads`` Python threads, each multiplying with one BLAS
+  thread: NumPy releases the GIL in products and ufuncs, so every core runs products
+  *and* element-wise work (BLAS threads would leave the latter on one core), and a
+  thread that another process slows takes fewer blocks. The next chunk's noise is drawn
+  while the threads compute. A block is computed the same way whichever thread takes
+  it, so the result does not depend on the thread count.
+
+log p(z), log q(z|x) and z itself come from the general path's own pieces (z-sized, cheap).
+The two paths agree to float rounding: tests/test_fused_weights.py checks them against
+each other to 1e-12 in float64; in float32 log p(x) moves in its sixth or seventh
+significant digit (the sums over pixels run in another order).
+"""
+import concurrent.futures
+import contextlib
+import threading
+
+import numpy
+
+from . import threads as thread_control
+from .densities import ReparameterizedLogDensity, StandardNormalLogDensity
+from .likelihoods import bernoulli_log_likelihood
+from .parts.objectives import LogWeights
+from .parts.posteriors import DiagonalGaussianPosterior
+from .parts.priors import StandardNormalPrior
+from .reparameterize import Reparameterize
+
+BLOCK_ROWS = 256   # (draw, example) rows per block: 256 x 784 float32 logits = 0.8 MB
+
+
+def unsupported(model):
+    """Why ``model``'s weights take the general path, or None where they need not."""
+    from .models.base import LatentGaussianModel   # noqa: PLC0415 (the models import us)
+    if not isinstance(model, LatentGaussianModel) or model.xp is not numpy:
+        return "not a NumPy LatentGaussianModel"
+    own = ("log_importance_weights", "_forward", "_posterior_on_tape", "_log_likelihood",
+           "_prepare", "_noise", "encode")
+    if any(getattr(type(model), name) is not getattr(LatentGaussianModel, name) for name in own):
+        return "a member with its own pass"
+    if model.condition_kind is not None:
+        return "a conditional model"
+    if type(model.posterior) is not DiagonalGaussianPosterior:
+        return "a posterior other than the diagonal Gaussian"
+    if type(model.prior) is not StandardNormalPrior:
+        return "a prior other than N(0, I)"
+    if model.net != "mlp" or model.batch_norm:
+        return "a conv net or batch norm"
+    if model.likelihood != "bernoulli":
+        return "a Gaussian decoder"
+    return None
+
+
+class FusedLogWeights:
+    """log w (count, N) of a plain Bernoulli VAE (see the module docstring), on
+    ``threads`` Python threads (default: the cores this process may use) of
+    ``blas_threads`` BLAS threads each. A context manager (it owns a thread pool):
+
+        with FusedLogWeights(model) as weights:
+            for log_w in weights.log_weights(x, noise):   # noise: eps (count, N, z_dim) ...
+                ...                                       # log_w: (count, N), one per eps
+    """
+
+    def __init__(self, model, threads=None, blas_threads=1):
+        reason = unsupported(model)
+        if reason is not None:
+            raise ValueError(f"FusedLogWeights computes the plain Bernoulli VAE's weights, "
+                             f"not those of {reason}: use model.log_importance_weights.")
+        self.model = model
+        self.threads = max(1, int(thread_control.ceiling() if threads is None else threads))
+        self.blas_threads = blas_threads
+        decoder = model._pieces(training=False).decoder.network
+        self.layers = [(dense.params["W"], dense.params["b"], activation.overwrite)
+                       for dense, activation in decoder.trunk.layers]
+        (head,) = decoder.heads
+        self.head = (head.params["W"], head.params["b"])
+        self.local = threading.local()
+        self.pool = None
+        self._limits = contextlib.ExitStack()
+
+    def __enter__(self):
+        if thread_control.threadpool_limits is not None:
+            self._limits.enter_context(
+                thread_control.threadpool_limits(self.blas_threads, user_api="blas"))
+        if self.threads > 1:
+            self.pool = concurrent.futures.ThreadPoolExecutor(self.threads)
+        return self
+
+    def __exit__(self, *error):
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+        self._limits.close()
+
+    # ------------------------------------------------------------ the weights
+    def log_weights(self, x, noise):
+        """log w (count, N) for the examples x (N, x_dim) and each eps (count, N, z_dim)
+        of the iterable ``noise`` in turn; the next eps is taken from ``noise`` (drawn,
+        for a generator) while the threads compute the current one."""
+        self.x = self.model._data(x)
+        self.mu, self.logvar = self.model.encode(self.x)       # once for every chunk
+        noise = iter(noise)
+        eps = next(noise, None)
+        while eps is not None:
+            out, running = self._start(eps)
+            eps = next(noise, None)
+            for future in running:
+                future.result()
+            yield out
+
+    def _start(self, eps):
+        """Start the blocks of one chunk: (its weights, the futures to wait for)."""
+        count, n = eps.shape[:2]
+        out = numpy.empty((count, n), dtype=self.model.dtype)
+        draws, examples = max(1, BLOCK_ROWS // n), min(n, BLOCK_ROWS)
+        blocks = iter([(slice(k, k + draws), slice(e, e + examples))
+                       for k in range(0, count, draws) for e in range(0, n, examples)])
+        if self.pool is None:
+            self._drain(blocks, eps, out)
+            return out, []
+        # One queue for all threads: each takes the next block when it is free.
+        return out, [self.pool.submit(self._drain, blocks, eps, out)
+                     for _ in range(self.threads)]
+
+    def _drain(self, blocks, eps, out):
+        for draws, examples in blocks:
+            out[draws, examples] = self._block(eps[draws, examples], examples)
+
+    def _block(self, eps, examples):
+        """log w (kc, ec) of one block: noise eps (kc, ec, D) for ``examples``."""
+        logvar = self.logvar[examples]
+        z = Reparameterize().forward(self.mu[examples], logvar, eps)     # (kc, ec, D)
+        log_prior = StandardNormalLogDensity().forward(z)
+        log_q = ReparameterizedLogDensity().forward(eps, logvar)
+        x = self.x[examples]
+        logits = self._logits(z.reshape(-1, z.shape[-1]))
+        log_likelihood = self._bernoulli(x, logits.reshape(z.shape[:2] + (-1,)))
+        overflowed = numpy.nonzero(numpy.isneginf(log_likelihood))
+        if overflowed[0].size:
+            log_likelihood[overflowed] = bernoulli_log_likelihood(
+                x[overflowed[1]], self._logits(z[overflowed]))
+        return LogWeights().forward(log_likelihood, log_prior, log_q)
+
+    def _buffers(self, rows):
+        """This thread's activation buffers, one per layer, made once."""
+        local = self.local
+        if getattr(local, "buffers", None) is None:
+            widths = [weight.shape[1] for weight, _, _ in self.layers] + [self.head[0].shape[1]]
+            local.buffers = [numpy.empty((BLOCK_ROWS, width), dtype=self.model.dtype)
+                             for width in widths]
+            local.ones = numpy.ones(widths[-1], dtype=self.model.dtype)
+        return [buffer[:rows] for buffer in local.buffers]
+
+    def _logits(self, z):
+        """The decoder's logits for rows z (R <= BLOCK_ROWS, D), in this thread's buffer."""
+        buffers = self._buffers(z.shape[0])
+        h = z
+        for (weight, bias, activation), buffer in zip(self.layers, buffers):
+            numpy.matmul(h, weight, out=buffer)
+            buffer += bias
+            h = activation(buffer)
+        numpy.matmul(h, self.head[0], out=buffers[-1])
+        buffers[-1] += self.head[1]
+        return buffers[-1]
+
+    def _bernoulli(self, x, logits):
+        """sum_d x_d a_d - log(1 + exp(a_d)) for x (ec, X) and logits a (kc, ec, X),
+        overwritten: (kc, ec), -inf where exp(a_d) overflowed."""
+        x_dot_logits = numpy.einsum("kex,ex->ke", logits, x)
+        with numpy.errstate(over="ignore"):
+            numpy.exp(logits, out=logits)
+        numpy.log1p(logits, out=logits)
+        x_dot_logits -= numpy.matmul(logits, self.local.ones)
+        return x_dot_logits
