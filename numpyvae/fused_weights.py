@@ -12,12 +12,13 @@ numbers from the same noise another way:
 
 * q's heads once per batch of examples, not once per chunk of draws;
 * the decoder in blocks of at most ``BLOCK_ROWS`` (draw, example) rows, whose activations
-  stay in a core's cache, into buffers made once per thread, activations in place;
-* log p(x|z) = sum_d [x_d a_d - log(1 + exp(a_d))] from the logits a with nothing kept
-  for a backward pass: the x.a term first, then exp and log1p written over a, the sum
-  over pixels as a product with a vector of ones (one BLAS pass instead of a reduction).
-  A row where exp(a_d) overflows (a_d > 88 in float32) comes out -inf and is computed
-  again with the general path's overflow-free form;
+  stay in a core's cache, in buffers made once per thread; each bias folded into its
+  product (h W + b = [h, 1] [W; b]: no pass of its own), activations in place;
+* log p(x|z) = sum_d [x_d a_d - log(1 + exp(a_d))] from the logits a, nothing kept for a
+  backward pass: x.a = [h, 1].([W; b] x) over the last hidden width, with [W; b] x once
+  per batch; exp and log1p written over a; the sum over pixels a product with a vector
+  of ones (BLAS, faster than a reduction). A row where exp(a_d) overflows (a_d > 88 in
+  float32) comes out -inf and is computed again by the general path's decoder;
 * the blocks shared out to ``threads`` Python threads, each multiplying with one BLAS
   thread: NumPy releases the GIL in products and ufuncs, so every core runs products
   *and* element-wise work (BLAS threads would leave the latter on one core), and a
@@ -38,7 +39,6 @@ import numpy
 
 from . import threads as thread_control
 from .densities import ReparameterizedLogDensity, StandardNormalLogDensity
-from .likelihoods import bernoulli_log_likelihood
 from .parts.objectives import LogWeights
 from .parts.posteriors import DiagonalGaussianPosterior
 from .parts.priors import StandardNormalPrior
@@ -87,11 +87,9 @@ class FusedLogWeights:
         self.model = model
         self.threads = max(1, int(thread_control.ceiling() if threads is None else threads))
         self.blas_threads = blas_threads
-        decoder = model._pieces(training=False).decoder.network
-        self.layers = [(dense.params["W"], dense.params["b"], activation.overwrite)
-                       for dense, activation in decoder.trunk.layers]
-        (head,) = decoder.heads
-        self.head = (head.params["W"], head.params["b"])
+        network = model._pieces(training=False).decoder.network
+        self.dense = [(dense, activation.overwrite) for dense, activation in network.trunk.layers]
+        (self.head,) = network.heads
         self.local = threading.local()
         self.pool = None
         self._limits = contextlib.ExitStack()
@@ -116,77 +114,95 @@ class FusedLogWeights:
         of the iterable ``noise`` in turn; the next eps is taken from ``noise`` (drawn,
         for a generator) while the threads compute the current one."""
         self.x = self.model._data(x)
-        self.mu, self.logvar = self.model.encode(self.x)       # once for every chunk
+        mu, logvar = self.model.encode(self.x)                  # once for every chunk
+        self.layers = [(folded(dense), activation) for dense, activation in self.dense]
+        self.head_weight = folded(self.head)
+        # x.a = x.([h, 1] [W; b]) = [h, 1].([W; b] x): the x.a term over the hidden width.
+        self.head_times_x = self.x @ self.head_weight.T
         noise = iter(noise)
-        eps = next(noise, None)
-        while eps is not None:
-            out, running = self._start(eps)
-            eps = next(noise, None)
+        latent = self._latent(mu, logvar, next(noise, None))
+        while latent is not None:
+            z, log_prior, log_q = latent
+            log_likelihood, running = self._start(z)
+            latent = self._latent(mu, logvar, next(noise, None))
             for future in running:
                 future.result()
-            yield out
+            self._overflowed_again(z, log_likelihood)
+            yield LogWeights().forward(log_likelihood, log_prior, log_q)
 
-    def _start(self, eps):
-        """Start the blocks of one chunk: (its weights, the futures to wait for)."""
-        count, n = eps.shape[:2]
+    @staticmethod
+    def _latent(mu, logvar, eps):
+        """z (count, N, D), log p(z) and log q(z|x) (count, N) of one chunk's noise, by
+        the general path's pieces; None for no noise."""
+        if eps is None:
+            return None
+        z = Reparameterize().forward(mu, logvar, eps)
+        log_q = ReparameterizedLogDensity().forward(eps, logvar)
+        return z, StandardNormalLogDensity().forward(z), log_q
+
+    def _start(self, z):
+        """Start log p(x|z) of one chunk, block by block: (its array, the futures to
+        wait for before reading it)."""
+        count, n = z.shape[:2]
         out = numpy.empty((count, n), dtype=self.model.dtype)
         draws, examples = max(1, BLOCK_ROWS // n), min(n, BLOCK_ROWS)
         blocks = iter([(slice(k, k + draws), slice(e, e + examples))
                        for k in range(0, count, draws) for e in range(0, n, examples)])
         if self.pool is None:
-            self._drain(blocks, eps, out)
+            self._drain(blocks, z, out)
             return out, []
         # One queue for all threads: each takes the next block when it is free.
-        return out, [self.pool.submit(self._drain, blocks, eps, out)
+        return out, [self.pool.submit(self._drain, blocks, z, out)
                      for _ in range(self.threads)]
 
-    def _drain(self, blocks, eps, out):
+    def _drain(self, blocks, z, out):
         for draws, examples in blocks:
-            out[draws, examples] = self._block(eps[draws, examples], examples)
+            block = z[draws, examples]
+            out[draws, examples] = self._log_likelihood(block.reshape(-1, block.shape[-1]),
+                                                        examples).reshape(block.shape[:2])
 
-    def _block(self, eps, examples):
-        """log w (kc, ec) of one block: noise eps (kc, ec, D) for ``examples``."""
-        logvar = self.logvar[examples]
-        z = Reparameterize().forward(self.mu[examples], logvar, eps)     # (kc, ec, D)
-        log_prior = StandardNormalLogDensity().forward(z)
-        log_q = ReparameterizedLogDensity().forward(eps, logvar)
-        x = self.x[examples]
-        logits = self._logits(z.reshape(-1, z.shape[-1]))
-        log_likelihood = self._bernoulli(x, logits.reshape(z.shape[:2] + (-1,)))
-        overflowed = numpy.nonzero(numpy.isneginf(log_likelihood))
-        if overflowed[0].size:
-            log_likelihood[overflowed] = bernoulli_log_likelihood(
-                x[overflowed[1]], self._logits(z[overflowed]))
-        return LogWeights().forward(log_likelihood, log_prior, log_q)
+    def _overflowed_again(self, z, log_likelihood):
+        """Rows whose exp(a_d) overflowed (-inf) computed again by the general path's
+        decoder, whose form is finite for any logits."""
+        rows = numpy.nonzero(numpy.isneginf(log_likelihood))
+        if rows[0].size:
+            decoder = self.model._pieces(training=False).decoder
+            log_likelihood[rows] = decoder.log_likelihood(self.x[rows[1]], z[rows])
 
     def _buffers(self, rows):
-        """This thread's activation buffers, one per layer, made once."""
+        """This thread's buffers, made once: each layer's input with a last column of
+        ones (for the folded bias), and the logits."""
         local = self.local
-        if getattr(local, "buffers", None) is None:
-            widths = [weight.shape[1] for weight, _, _ in self.layers] + [self.head[0].shape[1]]
-            local.buffers = [numpy.empty((BLOCK_ROWS, width), dtype=self.model.dtype)
-                             for width in widths]
-            local.ones = numpy.ones(widths[-1], dtype=self.model.dtype)
-        return [buffer[:rows] for buffer in local.buffers]
+        if getattr(local, "inputs", None) is None:
+            widths = [weight.shape[0] for weight, _ in self.layers] + [self.head_weight.shape[0]]
+            local.inputs = [numpy.ones((BLOCK_ROWS, width), dtype=self.model.dtype)
+                            for width in widths]
+            pixels = self.head_weight.shape[1]
+            local.logits = numpy.empty((BLOCK_ROWS, pixels), dtype=self.model.dtype)
+            local.ones = numpy.ones(pixels, dtype=self.model.dtype)
+        return [buffer[:rows] for buffer in local.inputs], local.logits[:rows]
 
-    def _logits(self, z):
-        """The decoder's logits for rows z (R <= BLOCK_ROWS, D), in this thread's buffer."""
-        buffers = self._buffers(z.shape[0])
-        h = z
-        for (weight, bias, activation), buffer in zip(self.layers, buffers):
-            numpy.matmul(h, weight, out=buffer)
-            buffer += bias
-            h = activation(buffer)
-        numpy.matmul(h, self.head[0], out=buffers[-1])
-        buffers[-1] += self.head[1]
-        return buffers[-1]
-
-    def _bernoulli(self, x, logits):
-        """sum_d x_d a_d - log(1 + exp(a_d)) for x (ec, X) and logits a (kc, ec, X),
-        overwritten: (kc, ec), -inf where exp(a_d) overflowed."""
-        x_dot_logits = numpy.einsum("kex,ex->ke", logits, x)
+    def _log_likelihood(self, z, examples):
+        """log p(x|z) = sum_d x_d a_d - log(1 + exp(a_d)) for rows z (R, D), draws of
+        the examples ``examples`` in turn (R a multiple of their count): (R,), -inf
+        where exp(a_d) overflowed."""
+        inputs, logits = self._buffers(z.shape[0])
+        inputs[0][:, :-1] = z
+        for (weight, activation), h, out in zip(self.layers, inputs, inputs[1:]):
+            activation(numpy.matmul(h, weight, out=out[:, :-1]))
+        h = inputs[-1]
+        numpy.matmul(h, self.head_weight, out=logits)
+        head_times_x = self.head_times_x[examples]
+        x_dot_logits = numpy.einsum("keh,eh->ke", h.reshape((-1,) + head_times_x.shape),
+                                    head_times_x).reshape(-1)
         with numpy.errstate(over="ignore"):
             numpy.exp(logits, out=logits)
         numpy.log1p(logits, out=logits)
         x_dot_logits -= numpy.matmul(logits, self.local.ones)
         return x_dot_logits
+
+
+def folded(dense):
+    """[W; b]: a Dense layer's weights with its bias as one more row, so that
+    [h, 1] [W; b] = h W + b."""
+    return numpy.concatenate([dense.params["W"], dense.params["b"][None]])
