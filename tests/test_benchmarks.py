@@ -35,6 +35,7 @@ def test_matmul_shapes_are_the_models_products(name):
     ("bench_threads.py", ["--rounds", "1"], "), 2 threads | "),
     ("bench_conv.py", ["--quick"], "| vq-vae: tiny shapes | 8 | 1 |"),
     ("bench_shared_machine.py", ["--quick"], "| auto | "),
+    ("bench_evaluation.py", ["--quick"], "| iwae: 784-200-200-50 | 64 | 2 | "),
 ])
 def test_benchmark_script_prints_its_table(script, arguments, expected):
     if script == "bench_shared_machine.py":
