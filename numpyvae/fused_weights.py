@@ -104,7 +104,7 @@ class FusedLogWeights:
 
     def __exit__(self, *error):
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(cancel_futures=True)
             self.pool = None
         self._limits.close()
 
@@ -119,16 +119,18 @@ class FusedLogWeights:
         self.head_weight = folded(self.head)
         # x.a = x.([h, 1] [W; b]) = [h, 1].([W; b] x): the x.a term over the hidden width.
         self.head_times_x = self.x @ self.head_weight.T
-        noise = iter(noise)
-        latent = self._latent(mu, logvar, next(noise, None))
-        while latent is not None:
-            z, log_prior, log_q = latent
-            log_likelihood, running = self._start(z)
-            latent = self._latent(mu, logvar, next(noise, None))
+        chunks = (self._latent(mu, logvar, eps) for eps in noise)
+        # Two chunks in flight: the threads go on to the next chunk's blocks as soon as
+        # they finish this one's, while this one's weights are read.
+        current = self._start(next(chunks, None))
+        while current is not None:
+            following = self._start(next(chunks, None))
+            (z, log_prior, log_q), log_likelihood, running = current
             for future in running:
                 future.result()
             self._overflowed_again(z, log_likelihood)
             yield LogWeights().forward(log_likelihood, log_prior, log_q)
+            current = following
 
     @staticmethod
     def _latent(mu, logvar, eps):
@@ -140,9 +142,12 @@ class FusedLogWeights:
         log_q = ReparameterizedLogDensity().forward(eps, logvar)
         return z, StandardNormalLogDensity().forward(z), log_q
 
-    def _start(self, z):
-        """Start log p(x|z) of one chunk, block by block: (its array, the futures to
-        wait for before reading it)."""
+    def _start(self, latent):
+        """Start log p(x|z) of one chunk, block by block: (``latent``, its array, the
+        futures to wait for before reading it); None for no chunk."""
+        if latent is None:
+            return None
+        z = latent[0]
         count, n = z.shape[:2]
         out = numpy.empty((count, n), dtype=self.model.dtype)
         draws, examples = max(1, BLOCK_ROWS // n), min(n, BLOCK_ROWS)
@@ -150,10 +155,10 @@ class FusedLogWeights:
                        for k in range(0, count, draws) for e in range(0, n, examples)])
         if self.pool is None:
             self._drain(blocks, z, out)
-            return out, []
+            return latent, out, []
         # One queue for all threads: each takes the next block when it is free.
-        return out, [self.pool.submit(self._drain, blocks, z, out)
-                     for _ in range(self.threads)]
+        return latent, out, [self.pool.submit(self._drain, blocks, z, out)
+                             for _ in range(self.threads)]
 
     def _drain(self, blocks, z, out):
         for draws, examples in blocks:
