@@ -32,8 +32,9 @@ def both_paths(model, x, threads=2, **options):
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
 @pytest.mark.parametrize("batch_size", [None, 5])
 def test_fused_weights_equal_the_general_path(activation, batch_size, monkeypatch):
-    # Blocks of 16 rows: with every example in one batch a block is 16 examples of one
-    # draw; with batches of 5 it is 3 draws of all 5. 37 draws in chunks of 8 and a short one.
+    # Blocks of at most 16 rows: with every example in one batch a block is 14 or 12
+    # examples of one draw; with batches of 5 it is 3 or 2 draws of all 5. 37 draws in
+    # chunks of 8 and a short one.
     monkeypatch.setattr(fused_weights, "BLOCK_ROWS", 16)
     model, x = bernoulli_vae(activation)
     options = dict(samples=37, batch_size=batch_size,
@@ -62,6 +63,20 @@ def test_the_iwae_member_takes_the_fused_path_and_others_do_not(monkeypatch):
         assert fused_weights.unsupported(other) is not None, other.name
         with pytest.raises(ValueError, match="model.log_importance_weights"):
             fused_weights.FusedLogWeights(other)
+
+
+@pytest.mark.parametrize("count, n", [(1, 10000), (42, 300), (5000, 1), (7, 1000), (3, 512),
+                                      (1, 513), (10, 51)])
+def test_blocks_cut_each_chunk_in_equal_parts_of_at_most_block_rows(count, n):
+    def parts(total, size):
+        return -(-total // size)
+    draws, examples = fused_weights.block_shape(count, n)
+    assert draws * examples <= fused_weights.BLOCK_ROWS
+    for total, size in ((count, draws), (n, examples)):   # the last part is not a stub
+        assert total - (parts(total, size) - 1) * size > size - parts(total, size)
+    # Never more than twice the fewest blocks that could hold the chunk.
+    fewest = parts(count * n, fused_weights.BLOCK_ROWS)
+    assert parts(count, draws) * parts(n, examples) <= 2 * fewest
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
