@@ -32,7 +32,7 @@ import sys
 import time
 
 import numpy as np
-from timing import best_seconds, matmul_runner
+from timing import matmul_runner
 
 import numpyvae as nv
 from numpyvae import datasets
@@ -149,35 +149,41 @@ def decoder_shapes(model, rows):
     return [(rows, n_in, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
 
 
-def bound_rows_per_second(model, threads, chunk_rows):
-    """Rows per second through the decoder's products alone: the faster of ``threads``
-    BLAS threads on products of ``chunk_rows`` rows (the general path's chunks) and
-    ``threads`` Python threads with one BLAS thread each on blocks of BLOCK_ROWS."""
+def bound(model, threads, chunk_rows):
+    """(rows per second, CPU seconds per row) through the decoder's products alone: the
+    faster of ``threads`` BLAS threads on products of ``chunk_rows`` rows (the general
+    path's chunks) and ``threads`` Python threads with one BLAS thread each on blocks of
+    BLOCK_ROWS rows (the fused path's)."""
     with threadpool_limits(threads, user_api="blas"):
-        blas = chunk_rows / best_seconds(matmul_runner(decoder_shapes(model, chunk_rows)), 2)
-    time.sleep(ARGUMENTS.pause)
+        run = matmul_runner(decoder_shapes(model, chunk_rows))
+        run()
+        blas = best_of(lambda: [run() for _ in range(2)], 2 * chunk_rows)
     runners = [matmul_runner(decoder_shapes(model, BLOCK_ROWS)) for _ in range(threads)]
-    repeats = max(4, 20 * chunk_rows // BLOCK_ROWS // threads)
+    repeats = max(4, 2 * chunk_rows // BLOCK_ROWS // threads)
 
     def work(run):
         for _ in range(repeats):
             run()
     with threadpool_limits(1, user_api="blas"), \
             concurrent.futures.ThreadPoolExecutor(threads) as pool:
-        split = 0.0
-        for _ in range(3):
-            start = time.perf_counter()
-            list(pool.map(work, runners))
-            split = max(split, threads * repeats * BLOCK_ROWS / (time.perf_counter() - start))
+        split = best_of(lambda: list(pool.map(work, runners)), threads * repeats * BLOCK_ROWS)
     return max(blas, split)
+
+
+def best_of(function, rows, tries=3):
+    """The best of ``tries`` timings of ``function()``, which computes ``rows`` rows:
+    (rows per second, CPU seconds per row)."""
+    timings = [timed(function) for _ in range(tries)]
+    return max(rows / wall for wall, _ in timings), min(cpu for _, cpu in timings) / rows
 
 
 # ----------------------------------------------------------------- one row
 def timed(function):
+    """(wall seconds, CPU seconds of the whole process) of one call of ``function()``."""
     time.sleep(ARGUMENTS.pause)
-    start = time.perf_counter()
+    wall, cpu = time.perf_counter(), time.process_time()
     function()
-    return time.perf_counter() - start
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def agreement(model, x, samples, twin):
@@ -223,20 +229,25 @@ def benchmark(name, samples, threads, x):
         for run in runners.values():
             run()   # warm-up
         speeds = {key: [] for key in runners}
+        cpu = []
         for _ in range(ARGUMENTS.rounds):
             for key, run in runners.items():
-                speeds[key].append(weights / timed(run))
+                wall, seconds = timed(run)
+                speeds[key].append(weights / wall)
+                if key == "numpyvae":
+                    cpu.append(seconds / weights)
         row.update({key: statistics.median(values) for key, values in speeds.items()})
+        row["cpu"] = statistics.median(cpu)
         with np.errstate(over="ignore", under="ignore"):
             if not ARGUMENTS.no_general:
                 row["general"] = weights / timed(lambda: log_marginal_likelihood(
-                    model, x, np.random.default_rng(1), samples, fused=False))
+                    model, x, np.random.default_rng(1), samples, fused=False))[0]
             if threads > 1:
                 blas = FusedLogWeights(model, threads=1, blas_threads=threads)
                 row["blas_threaded"] = weights / timed(lambda: log_marginal_likelihood(
-                    model, x, np.random.default_rng(1), samples, fused=blas))
+                    model, x, np.random.default_rng(1), samples, fused=blas))[0]
     batch, counts = chunk_counts(model, len(x), samples)
-    row["bound"] = bound_rows_per_second(model, threads, batch * counts[0])
+    row["bound"], row["bound_cpu"] = bound(model, threads, batch * counts[0])
     row["load"] = os.getloadavg()[0]
     return row
 
@@ -252,8 +263,9 @@ def main():
     print()
     print("| model | K | threads | numpyvae | general path | fused, BLAS threads | PyTorch, "
           "numpyvae's chunks | PyTorch, 512-row chunks | ratios | NumPy GEMM bound | fraction "
-          "of bound | max abs diff of log p(x): general path, PyTorch | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "of bound | CPU us per weight, bound's, fraction | max abs diff of log p(x): general "
+          "path, PyTorch | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
     def number(row, key):
         return f"{row[key]:,.0f}" if key in row else "n/a"
@@ -266,7 +278,9 @@ def main():
               f"{number(row, 'general')} | {number(row, 'blas_threaded')} | "
               f"{number(row, TORCH_KEYS[0])} | {number(row, TORCH_KEYS[1])} | "
               f"{ratios(row) or 'n/a'} | {row['bound']:,.0f} | "
-              f"{row['numpyvae'] / row['bound']:.0%} | {agree['general']:.1e}, "
+              f"{row['numpyvae'] / row['bound']:.0%} | {1e6 * row['cpu']:.2f}, "
+              f"{1e6 * row['bound_cpu']:.2f}, {row['bound_cpu'] / row['cpu']:.0%} | "
+              f"{agree['general']:.1e}, "
               f"{agree.get('torch', float('nan')):.1e} (of {agree['scale']:.0f}) | "
               f"{row['load']:.1f} |")
     print()
