@@ -3,7 +3,8 @@
 Every gradient is derived by hand, written as an explicit backward pass and checked
 against central finite differences (``numpyvae.gradcheck``).
 """
-from . import backend, datasets, gradcheck, inference, linear_gaussian, models, optim, parts
+from . import (backend, datasets, fused_weights, gradcheck, inference, linear_gaussian, models,
+               optim, parts)
 from .kl import KLDiagonalGaussians, KLStandardNormal, kl_diagonal_gaussians, kl_standard_normal
 from .layers import ELU, MLP, Dense, Identity, ReLU, Sigmoid, Softplus, Tanh, sigmoid, softplus
 from .likelihoods import (BernoulliLogLikelihood, FixedVarianceGaussianLogLikelihood,

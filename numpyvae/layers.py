@@ -60,6 +60,12 @@ class Identity:
     def backward(self, grad_out):
         return grad_out
 
+    @staticmethod
+    def overwrite(a):
+        """forward for evaluation alone: nothing kept for backward, written over ``a``
+        (every activation has one; numpyvae.fused_weights calls it)."""
+        return a
+
 
 class Tanh:
     """y = tanh(a); dy/da = 1 - y^2 (tutorial 05, "Activations")."""
@@ -70,6 +76,10 @@ class Tanh:
         self.y = backend.namespace_of(a).tanh(a)
         return self.y
 
+    @staticmethod
+    def overwrite(a):
+        return backend.namespace_of(a).tanh(a, out=a)
+
     def backward(self, grad_out):
         local = self.y * self.y
         backend.namespace_of(local).subtract(1, local, out=local)
@@ -77,8 +87,9 @@ class Tanh:
         return local
 
 
-def sigmoid(a):
-    """sigma(a) = 1 / (1 + exp(-a)), accurate to the last digit for every a.
+def sigmoid(a, out=None):
+    """sigma(a) = 1 / (1 + exp(-a)), accurate to the last digit for every a (into
+    ``out``, which may be ``a``, where given).
 
     Neither tail cancels: for a >> 0, 1 + exp(-a) is 1 plus a small number; for
     a << 0 it is a large number, and its reciprocal keeps full relative precision.
@@ -89,7 +100,7 @@ def sigmoid(a):
     which costs ten times more.)
     """
     xp = backend.namespace_of(a)
-    y = xp.negative(a)
+    y = xp.negative(a, out=out)
     with numpy.errstate(over="ignore"):
         xp.exp(y, out=y)
     y += 1
@@ -106,6 +117,10 @@ class Sigmoid:
         self.y = sigmoid(a)
         return self.y
 
+    @staticmethod
+    def overwrite(a):
+        return sigmoid(a, out=a)
+
     def backward(self, grad_out):
         local = 1 - self.y
         local *= self.y
@@ -121,6 +136,10 @@ class ReLU:
     def forward(self, a):
         self.positive = a > 0
         return a * self.positive
+
+    @staticmethod
+    def overwrite(a):
+        return backend.namespace_of(a).multiply(a, a > 0, out=a)
 
     def backward(self, grad_out):
         return grad_out * self.positive
@@ -151,6 +170,11 @@ class Softplus:
         self.a = a
         return softplus(a)
 
+    @staticmethod
+    def overwrite(a):
+        a[...] = softplus(a)
+        return a
+
     def backward(self, grad_out):
         return grad_out * sigmoid(self.a)
 
@@ -168,6 +192,14 @@ class ELU:
         negative_part = xp.expm1(xp.minimum(a, 0))
         self.slope = negative_part + 1
         return xp.maximum(a, 0) + negative_part
+
+    @staticmethod
+    def overwrite(a):
+        xp = backend.namespace_of(a)
+        negative_part = xp.expm1(xp.minimum(a, 0))
+        a = xp.maximum(a, 0, out=a)
+        a += negative_part
+        return a
 
     def backward(self, grad_out):
         return grad_out * self.slope

@@ -39,7 +39,8 @@ class BernoulliLogLikelihood:
     so each term is  (x - 1/2) l - |l| / 2 - log1p(e),  exact and finite for any l
     (logits of +-100 or +-1e4 included), with no per-element branch. The gradient
         d log p / d l = x - sigma(l)
-    needs sigma(l), computed by the forward pass (see layers.sigmoid) and kept.
+    needs sigma(l) (see layers.sigmoid), computed by backward from the logits kept, so
+    that a pass with no backward (evaluation) never pays for it.
     """
 
     params = grads = {}
@@ -47,7 +48,7 @@ class BernoulliLogLikelihood:
     def forward(self, x, logits):
         xp = backend.namespace_of(logits)
         self.x = x
-        self.probability = sigmoid(logits)       # kept for backward
+        self.logits = logits                     # kept for backward
         magnitude = xp.abs(logits)
         softplus_tail = xp.negative(magnitude)
         xp.exp(softplus_tail, out=softplus_tail)
@@ -60,7 +61,7 @@ class BernoulliLogLikelihood:
         return terms.sum(axis=-1)
 
     def backward(self, grad_out):
-        grad_logits = self.x - self.probability
+        grad_logits = self.x - sigmoid(self.logits)
         grad_logits *= grad_out[..., None]
         return grad_logits
 

@@ -16,11 +16,13 @@ per example combines the chunks exactly:
     m' = max(m, max_k log w_k),   s' = s * exp(m - m') + sum_k exp(log w_k - m')
     logsumexp = m + log s
 """
+import contextlib
 import math
 
 import numpy
 
 from . import backend
+from .fused_weights import FusedLogWeights, unsupported
 
 DEFAULT_MAX_FLOATS = 10_000_000  # ~40 MB per float32 array of one chunk's activations
 
@@ -49,7 +51,8 @@ def _rows(condition, start, stop):
 
 
 def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_FLOATS,
-                            batch_size=None, progress=None, condition=None, local=None):
+                            batch_size=None, progress=None, condition=None, local=None,
+                            threads=None, fused=True):
     """Per-example importance-sampled log p(x) (log p(x|c) with a ``condition``) with
     K = ``samples``: (N,) float64 on host.
 
@@ -59,6 +62,13 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
     of these local parameters (a refined q*) instead of the encoder's. ``progress(done)``
     is called after each chunk with the number of (example, draw) pairs done so far, out
     of N * K.
+
+    The plain Bernoulli VAE's weights (``vae``, ``iwae``) are computed by
+    numpyvae.fused_weights on ``threads`` cores (default: those this process may use),
+    from the same noise as the general path and equal to it to float rounding (not for a
+    ``local`` proposal: the fused path reads the encoder's q).
+    ``fused``: False takes the general path for every model; a FusedLogWeights instance
+    is used as given (benchmarks compare its settings).
     """
     samples = int(samples)
     if samples < 1:
@@ -66,34 +76,42 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
     n_examples = int(x.shape[0])
     width = _widest(model)
     batch_size, chunk = chunk_sizes(n_examples, samples, width, max_floats, batch_size)
+    if fused is True:
+        fused = (FusedLogWeights(model, threads)
+                 if local is None and unsupported(model) is None else None)
     result = numpy.empty(n_examples, dtype=numpy.float64)
     done = 0
-    for start in range(0, n_examples, batch_size):
-        batch = x[start:start + batch_size]
-        batch_condition = _rows(condition, start, start + batch_size)
-        conditioned = {} if batch_condition is None else {"condition": batch_condition}
-        if local is not None:
-            conditioned["local"] = {name: value[start:start + batch_size]
-                                    for name, value in local.items()}
-        n = int(batch.shape[0])
-        running_max = numpy.full(n, -numpy.inf)
-        running_sum = numpy.zeros(n)
-        for first in range(0, samples, chunk):
-            count = min(chunk, samples - first)
-            log_weights = numpy.asarray(
-                backend.to_numpy(model.log_importance_weights(batch, rng=rng, samples=count,
-                                                              **conditioned)),
-                dtype=numpy.float64)                                       # (count, n)
-            new_max = numpy.maximum(running_max, log_weights.max(axis=0))
-            # exp(-inf - finite) = 0 handles the first chunk; a NaN weight stays NaN.
-            with numpy.errstate(invalid="ignore"):
-                running_sum = (running_sum * numpy.exp(running_max - new_max)
-                               + numpy.exp(log_weights - new_max).sum(axis=0))
-            running_max = new_max
-            done += count * n
-            if progress is not None:
-                progress(done)
-        result[start:start + n] = running_max + numpy.log(running_sum) - math.log(samples)
+    with fused or contextlib.nullcontext():
+        for start in range(0, n_examples, batch_size):
+            batch = x[start:start + batch_size]
+            batch_condition = _rows(condition, start, start + batch_size)
+            conditioned = {} if batch_condition is None else {"condition": batch_condition}
+            if local is not None:
+                conditioned["local"] = {name: value[start:start + batch_size]
+                                        for name, value in local.items()}
+            n = int(batch.shape[0])
+            counts = [min(chunk, samples - first) for first in range(0, samples, chunk)]
+            if fused:   # the same noise as the general path draws, chunk by chunk
+                weights = fused.log_weights(batch, (model._noise(n, None, rng, count)
+                                                    for count in counts))
+            else:
+                weights = (model.log_importance_weights(batch, rng=rng, samples=count,
+                                                        **conditioned) for count in counts)
+            running_max = numpy.full(n, -numpy.inf)
+            running_sum = numpy.zeros(n)
+            for count, chunk_weights in zip(counts, weights):
+                log_weights = numpy.asarray(backend.to_numpy(chunk_weights),
+                                            dtype=numpy.float64)            # (count, n)
+                new_max = numpy.maximum(running_max, log_weights.max(axis=0))
+                # exp(-inf - finite) = 0 handles the first chunk; a NaN weight stays NaN.
+                with numpy.errstate(invalid="ignore"):
+                    running_sum = (running_sum * numpy.exp(running_max - new_max)
+                                   + numpy.exp(log_weights - new_max).sum(axis=0))
+                running_max = new_max
+                done += count * n
+                if progress is not None:
+                    progress(done)
+            result[start:start + n] = running_max + numpy.log(running_sum) - math.log(samples)
     return result
 
 

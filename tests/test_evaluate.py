@@ -326,3 +326,29 @@ def test_a_stopped_evaluation_keeps_its_elbo_and_says_how_long(tmp_path, capsys,
     assert evaluate_main([str(run), "--k", "5", "--draws", "2"]) == 0
     stored = json.loads((run / "evaluation.json").read_text())
     assert stored["results"][stored["latest"]]["complete"] is True
+
+
+def test_evaluate_of_a_bernoulli_vae_is_the_fused_estimate_from_the_evaluation_stream(tmp_path):
+    """A Bernoulli VAE's log p(x) is importance-sampled by numpyvae.fused_weights, and the
+    trial that times its pace draws noise of its own: the result is exactly the estimate
+    from the evaluation's stream (its ELBO draws first), as before the trial existed."""
+    require("binarized-mnist")
+    from numpyvae.evaluate import load_split, subset_indices
+    from numpyvae.marginal_likelihood import metric_draws
+    run = tmp_path / "run"
+    assert train_main(["--dataset", "binarized-mnist", "--hidden", "16", "--z-dim", "4",
+                       "--samples", "200", "--out", str(run), "--no-figures"]) == 0
+    assert evaluate_main([str(run), "--k", "40", "--n-test", "30", "--draws", "1"]) == 0
+    stored = json.loads((run / "evaluation.json").read_text())
+    result = stored["results"][stored["latest"]]
+
+    model = nv.load(run)
+    assert nv.fused_weights.unsupported(model) is None
+    config = json.loads((run / "config.json").read_text())
+    images, _ = load_split(config, "test", None, 0)
+    rng = numpy.random.default_rng([0, 11])
+    with numpy.errstate(over="ignore", under="ignore"):
+        metric_draws(model, images, None, rng, 1)
+        log_px = log_marginal_likelihood(model, images[subset_indices(len(images), 30, 0)],
+                                         rng, samples=40)
+    assert result["log_likelihood"] == float(log_px.mean())
