@@ -148,9 +148,7 @@ def svi_curves(run_dir, n, steps, lr, draws):
     from numpyvae.inference import refinement
 
     model, config, meta = evaluation.load_model(run_dir)
-    x_all, _, indices, subset = evaluation.evaluation_data(model, config, "test", None, n, 1,
-                                                           sys.stderr)
-    x = x_all[indices]
+    *_, subset, x, _ = evaluation.evaluation_data(model, config, "test", None, n, 1, sys.stderr)
     curves = dict(run=Path(run_dir).name, samples_seen=int(meta["samples_seen"]), n=len(x),
                   subset=subset, steps=steps, lr=lr, draws=draws)
     for start_name, start in (("amortized", refinement.encoder_start(model, x)),

@@ -166,7 +166,7 @@ def subset_indices(n_examples, n_test, seed):
 
 def evaluation_data(model, config, split, data_dir, n_test, seed, stream):
     """(x, condition) of the whole split on the device, the indices of the fixed random
-    subset of ``n_test`` (all when None) and that subset in words."""
+    subset of ``n_test`` (all when None), that subset in words, and its (x, condition)."""
     data_dir = data_dir if data_dir is not None else config.get("data_dir")
     images, labels = load_split(config, split, data_dir, seed)
     if n_test is not None and n_test > len(images):
@@ -177,7 +177,10 @@ def evaluation_data(model, config, split, data_dir, n_test, seed, stream):
     images = backend.to_device(images)
     labels = None if labels is None else backend.to_device(labels)
     x_all, condition_all = model.inputs(images, labels)
-    return x_all, condition_all, indices, subset
+    device_indices = backend.to_device(indices)
+    x = x_all[device_indices]
+    condition = None if condition_all is None else condition_all[device_indices]
+    return x_all, condition_all, indices, subset, x, condition
 
 
 def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
@@ -192,11 +195,8 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         return evaluate_codes(run_dir, split=split, data_dir=data_dir, stream=stream,
                               results=results)
     stream = sys.stderr if stream is None else stream
-    x_all, condition_all, indices, subset = evaluation_data(model, config, split, data_dir,
-                                                            n_test, seed, stream)
-    device_indices = backend.to_device(indices)
-    x = x_all[device_indices]
-    condition = None if condition_all is None else condition_all[device_indices]
+    x_all, condition_all, indices, subset, x, condition = evaluation_data(
+        model, config, split, data_dir, n_test, seed, stream)
     n = int(x.shape[0])
     rng = numpy.random.default_rng([seed, 11])
 
@@ -290,11 +290,8 @@ def evaluate_gaps(run_dir, k=5000, n_test=GAPS_N_TEST, draws=refinement.DEFAULT_
                          f"{rundir.model_name(config)} model, whose q is deterministic: "
                          "evaluate it with --codes.")
     stream = sys.stderr if stream is None else stream
-    x_all, condition_all, indices, subset = evaluation_data(model, config, split, data_dir,
-                                                            n_test, seed, stream)
-    device_indices = backend.to_device(indices)
-    x = x_all[device_indices]
-    condition = None if condition_all is None else condition_all[device_indices]
+    *_, subset, x, condition = evaluation_data(model, config, split, data_dir, n_test, seed,
+                                                 stream)
     n, label = int(x.shape[0]), model.evidence_label
     print(f"Refining q on {n} {split} examples: {steps} Adam steps (lr {lr:g}, {refine_samples} "
           f"draw(s) a step), then L[q] and L[q*] ({draws} draws each) and {label} (K = {k}, "
