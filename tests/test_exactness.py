@@ -32,6 +32,9 @@ EXACTNESS_CASES = [
     ("cvae-quadrant", dict(image_shape=(4, 4)), "closed-form"),
     ("planar-flow", dict(flow_length=4), "monte-carlo"),
     ("vade", dict(n_components=3), "vade"),
+    # Wang's encoder (separate towers for mu and log sigma^2) and Cremer et al.'s ELU.
+    ("vae", dict(likelihood="bernoulli", encoder_towers="separate", activation="elu"),
+     "closed-form"),
     # The conv encoder and decoder (numpyvae.networks.ConvNetwork), 4 x 3 images.
     ("vae", dict(likelihood="bernoulli", net="conv", image_shape=(1, 4, 3), channels=(2,),
                  kernel_size=3), "closed-form"),
