@@ -221,3 +221,15 @@ def test_bad_arguments_are_one_line_errors(argv, message, tmp_path, capsys):
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_beta_vae_at_wangs_setup_is_not_stopped_by_its_first_steps(tmp_path, capsys):
+    """Adagrad's first update moves every weight by lr, and the loss of Wang's
+    [500, 500, 3] right after it is 10^4-10^5 nats (beta = 5 counts the KL's surge five
+    times) for that one step. The divergence check leaves that loss out; before, it
+    stopped this run at step 2 with exit status 3."""
+    need_data("mnist")
+    argv = [*wang.WANG_SETUP, "--hidden", "500", "500", "--z-dim", "3", "--beta", "5",
+            "--samples", "2000", "--eval-size", "100", "--threads", "1",
+            "--out", str(tmp_path / "beta5")]
+    assert main(argv) == 0, capsys.readouterr().err[-500:]
