@@ -167,33 +167,41 @@ def svi_curves(run_dir, n, steps, lr, draws):
 
 
 def draw_figure(curves, path):
+    """Two panels of the same curves: the whole climb from the prior, and the last nats
+    near L[q*]."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6.4, 3.8))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     steps = numpy.arange(1, curves["steps"] + 1)
-    for key, label, color in (("amortized", "amortized q, then refinement", "C0"),
-                              ("prior", "SVI from scratch (q = the prior at step 0)", "C1")):
-        axis.plot(steps, curves[key]["history"], color=color, lw=1, label=label)
-    axis.axhline(curves["amortized"]["start_elbo"], color="C0", ls=":", lw=1,
-                 label=f"L[q] of the encoder ({curves['amortized']['start_elbo']:.1f})")
-    axis.axhline(curves["amortized"]["final_elbo"], color="k", ls="--", lw=1,
-                 label=f"L[q*] after {curves['steps']} refinement steps "
-                       f"({curves['amortized']['final_elbo']:.1f})")
     top = curves["amortized"]["final_elbo"]
-    axis.set_ylim(top - 40, top + 5)
-    axis.set_xscale("log")
-    axis.set_xlabel(f"Adam steps on the local parameters (lr {curves['lr']:g}, one draw a step)")
-    axis.set_ylabel("mean ELBO (nats)")
-    axis.set_title(f"{curves['n']} MNIST test images, FFG (z = 50), "
-                   f"{curves['samples_seen'] / 60000:.0f} epochs", fontsize=10)
-    axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=7, loc="lower right")
+    for axis, (low, high) in zip(axes, ((curves["prior"]["start_elbo"] - 20, top + 20),
+                                        (top - 12, top + 3))):
+        for key, label, color in (("amortized", "amortized q, then refinement", "C0"),
+                                  ("prior", "SVI from scratch (q = the prior at step 0)", "C1")):
+            axis.plot(steps, curves[key]["history"], color=color, lw=1, label=label)
+        axis.axhline(curves["amortized"]["start_elbo"], color="C0", ls=":", lw=1,
+                     label=f"L[q] of the encoder ({curves['amortized']['start_elbo']:.1f})")
+        axis.axhline(top, color="k", ls="--", lw=1,
+                     label=f"L[q*] after {curves['steps']} refinement steps ({top:.1f})")
+        axis.set_ylim(low, high)
+        axis.set_xscale("log")
+        axis.set_xlabel(f"Adam steps on the local parameters (lr {curves['lr']:g}, one draw a step)",
+                        fontsize=8)
+        axis.set_ylabel("mean ELBO (nats)")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend(fontsize=7, loc="center left")
+    axes[1].set_title("the last nats", fontsize=9)
+    axes[0].set_title("the whole climb", fontsize=9)
+    figure.suptitle(f"{curves['n']} MNIST test images, FFG (z = 50), "
+                    f"{curves['samples_seen'] / 60000:.0f} epochs: SVI from scratch "
+                    f"reaches {curves['prior']['final_elbo']:.1f} in {curves['steps']} steps",
+                    fontsize=10)
     figure.tight_layout()
     from numpyvae.checkpoint import write_atomically
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=90))
+    write_atomically(path, lambda handle: figure.savefig(handle, format="png", dpi=80))
     plt.close(figure)
     return path
 
