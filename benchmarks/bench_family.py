@@ -45,7 +45,8 @@ import time
 import numpy as np
 from aevb_models import FAMILY, IWAE_ARCHITECTURE, MODELS  # beside this script
 from timing import (IDLE_PAUSE, add_round_arguments, interleaved_ms, run_children,
-                    settle_round_arguments, shape_runners, steps_for)
+                    settle_round_arguments, shape_runners, steps_for, child_record,
+                    load_text, versions_text)
 
 import numpyvae as nv
 
@@ -209,7 +210,8 @@ def compare_updates(name, params, grads):
 
 
 def time_optimizer(name, params, grad):
-    """Median ms/step: numpyvae's update at workers 1 and 2, PyTorch's foreach update."""
+    """Median ms/step: numpyvae's update at workers 1 and 2 (the split forced whatever the
+    size), PyTorch's foreach update."""
     options = dict(OPTIMIZERS[name], lr=1e-12)    # the parameters stay put over the rounds
     runners = {}
     for workers in (1, 2):
@@ -217,9 +219,10 @@ def time_optimizer(name, params, grad):
 
         def run(steps, optimizer=optimizer, own=own, workers=workers):
             saved, nv.threads._state["workers"] = nv.threads._state["workers"], workers
+            least, nv.optim.PARALLEL_MIN_ELEMENTS = nv.optim.PARALLEL_MIN_ELEMENTS, 0
             for _ in range(steps):
                 optimizer.step(own, grad)
-            nv.threads._state["workers"] = saved
+            nv.threads._state["workers"], nv.optim.PARALLEL_MIN_ELEMENTS = saved, least
         runners[f"numpyvae_w{workers}"] = run
     if torch is not None:
         tensors = tensors_of(params, grad)
@@ -237,9 +240,7 @@ def child(threads):
     if torch is not None:
         torch.set_num_threads(threads)
     nv.threads._state["workers"] = threads     # what the training command sets
-    result = {"threads": threads, "numpy": np.__version__, "numpyvae": nv.__version__,
-              "torch": torch.__version__ if torch else None, "load_start": os.getloadavg(),
-              "shapes": {}, "optimizer": []}
+    result = child_record(threads, nv, torch, shapes={}, optimizer=[])
     for name in ARGUMENTS.shapes:
         shape = FAMILY[name]
         entry = {}
@@ -253,7 +254,8 @@ def child(threads):
             params, grads = optimizer_case(model_options)
             for name in OPTIMIZERS:
                 row = {"model": label, "size": int(params.flat.size), "optimizer": name,
-                       "ms": time_optimizer(name, params, grads[0])}
+                       "ms": time_optimizer(name, params, grads[0]),
+                       "parallel_min": nv.optim.PARALLEL_MIN_ELEMENTS}
                 if torch is not None:
                     row["bits"] = compare_updates(name, params, grads)
                 result["optimizer"].append(row)
@@ -311,13 +313,15 @@ def print_training(results):
 def print_optimizer(results):
     print("\n### The optimizer step alone (numpyvae's flat update; PyTorch foreach)\n")
     print("| parameters | optimizer | threads | numpyvae workers 1, ms | numpyvae workers 2, ms "
-          "| PyTorch foreach, ms | numpyvae (workers = threads) / PyTorch time | at or below "
-          "PyTorch |")
+          "| PyTorch foreach, ms | numpyvae as the training command runs it / PyTorch time "
+          "| at or below PyTorch |")
     print("|---|---|---|---|---|---|---|---|")
     for result in results:
         for row in result["optimizer"]:
             ms = row["ms"]
-            ours = ms[f"numpyvae_w{min(result['threads'], 2)}"]
+            # The command's workers: its thread count, from PARALLEL_MIN_ELEMENTS on.
+            workers = min(result["threads"], 2) if row["size"] >= row["parallel_min"] else 1
+            ours = ms[f"numpyvae_w{workers}"]
             torch_text = f"{ms['pytorch']:.3f}" if "pytorch" in ms else "n/a"
             ratio_text = f"{ours / ms['pytorch']:.2f}" if "pytorch" in ms else "n/a"
             met = ("n/a" if "pytorch" not in ms else "met" if ours <= ms["pytorch"] else "NOT met")
@@ -357,12 +361,9 @@ def parent():
     if status:
         return status
     first = results[0]
-    print(f"numpyvae {first['numpyvae']}, NumPy {first['numpy']}, PyTorch "
-          f"{first['torch'] or 'not installed'}, {os.cpu_count()} cores, float32; medians of "
-          f"{ARGUMENTS.rounds} interleaved rounds of about {ARGUMENTS.round_seconds:g} s each; "
-          "numpyvae's optimizer workers = threads; load average "
-          + ", ".join(f"{r['threads']} thread(s): {r['load_start'][0]:.2f} -> "
-                      f"{r['load_end'][0]:.2f}" for r in results))
+    print(f"{versions_text(first)}, float32; medians of {ARGUMENTS.rounds} interleaved rounds "
+          f"of about {ARGUMENTS.round_seconds:g} s each; numpyvae's optimizer workers = "
+          f"threads; {load_text(results)}")
     if first["torch"]:
         status = print_agreement(results)
     print_training(results)

@@ -28,7 +28,8 @@ import time
 
 from aevb_models import aevb_shape  # beside this script
 from timing import (IDLE_PAUSE, add_round_arguments, interleaved_ms, run_children,
-                    settle_round_arguments, shape_runners, steps_for)
+                    settle_round_arguments, shape_runners, steps_for, child_record,
+                    load_text, versions_text)
 
 MARKER = "BENCH_SCALING_RESULT "
 BASE = aevb_shape("mnist")
@@ -73,8 +74,6 @@ def values(axis):
 
 # ====================================================================== the child
 def child(threads):
-    import numpy as np  # noqa: PLC0415  (the parent set the thread counts)
-
     import numpyvae as nv  # noqa: PLC0415
     torch = None
     if not ARGUMENTS.no_torch:
@@ -86,9 +85,7 @@ def child(threads):
         torch.set_num_threads(threads)
         import torch_twins  # noqa: PLC0415  (beside this script)
     nv.threads._state["workers"] = threads     # what the training command sets
-    result = {"threads": threads, "numpy": np.__version__, "numpyvae": nv.__version__,
-              "torch": torch.__version__ if torch else None, "load_start": os.getloadavg(),
-              "points": []}
+    result = child_record(threads, nv, torch, points=[])
     for axis in ARGUMENTS.axes:
         for value in values(axis):
             shape = point(axis, value)
@@ -164,12 +161,9 @@ def parent():
     if status:
         return status
     first = results[0]
-    print(f"numpyvae {first['numpyvae']}, NumPy {first['numpy']}, PyTorch "
-          f"{first['torch'] or 'not installed'}, {os.cpu_count()} cores, float32, Adagrad; "
-          f"medians of {ARGUMENTS.rounds} interleaved rounds of about "
-          f"{ARGUMENTS.round_seconds:g} s; speed ratio = PyTorch's time / numpyvae's; "
-          "load average " + ", ".join(f"{r['threads']} thread(s): {r['load_start'][0]:.2f} -> "
-                                      f"{r['load_end'][0]:.2f}" for r in results))
+    print(f"{versions_text(first)}, float32, Adagrad; medians of {ARGUMENTS.rounds} "
+          f"interleaved rounds of about {ARGUMENTS.round_seconds:g} s; speed ratio = "
+          f"PyTorch's time / numpyvae's; {load_text(results)}")
     for axis in ARGUMENTS.axes:
         print_axis(axis, results)
     checks = [(row["axis"], row["value"], result["threads"], *row["check"])

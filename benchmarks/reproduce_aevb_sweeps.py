@@ -20,7 +20,6 @@ Every run is an ordinary run directory under --runs-dir: a run that reached its 
 is reused, a shorter one resumed, so the script continues where it stopped.
 """
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -152,6 +151,7 @@ def figure3(args):
           f"on {n} examples of each split)")
     print("| N_train | samples | AEVB test (train) | numpyvae test | numpyvae train |")
     print("|---|---|---|---|---|")
+    curves = {}     # (N_train, split) -> [(samples, log p(x), standard error)]
     for n_train in FIGURE3:
         examples = max(100, n_train // 25) if args.quick else n_train
         name = f"figure3-n{examples}"
@@ -167,6 +167,10 @@ def figure3(args):
                     evaluate(run_dir, k, sizes[split], args.runs_dir, args.report_only, split)
             results = {split: find_result(run_dir, k, sizes[split], split, seen=point)
                        for split in ("test", "train")}
+            for split, result in results.items():
+                if result is not None:
+                    curves.setdefault((n_train, split), []).append(
+                        (point, result["log_likelihood"], result["log_likelihood_standard_error"]))
             paper = FIGURE3[n_train].get(point)
             paper_text = "" if paper is None else f"{paper[0]:g} ({paper[1]:g})"
             ours = " | ".join("not evaluated" if results[split] is None else
@@ -174,6 +178,43 @@ def figure3(args):
                               f"{results[split]['log_likelihood_standard_error']:.1f}"
                               for split in ("test", "train"))
             print(f"| {n_train} | {point:.0e} | {paper_text} | {ours} |", flush=True)
+    if curves:
+        path = args.runs_dir / "figure3.png"
+        draw_figure3(curves, k, path)
+        print(f"- figure: {path}")
+
+
+def draw_figure3(curves, k, path):
+    """log p(x) against training samples, one colour per training-set size, test solid
+    and train dashed with standard-error bars; AEVB's values as circles (test) and
+    squares (train)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(9, 6), dpi=110)
+    colours = dict(zip(FIGURE3, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for (n_train, split), points in sorted(curves.items()):
+        samples, values, errors = zip(*points)
+        axis.errorbar(samples, values, yerr=errors, color=colours[n_train], capsize=2,
+                      linestyle="-" if split == "test" else "--",
+                      label=f"N_train = {n_train}, {split}")
+    for n_train, paper in FIGURE3.items():
+        points = sorted(paper)
+        axis.plot(points, [paper[p][0] for p in points], "o", color=colours[n_train],
+                  markerfacecolor="none", markersize=8)
+        axis.plot(points, [paper[p][1] for p in points], "s", color=colours[n_train],
+                  markerfacecolor="none", markersize=8)
+    axis.set_xscale("log")
+    axis.set_xlabel("training samples evaluated")
+    axis.set_ylabel(f"log p(x), importance-sampled with K = {k} (nats)")
+    axis.set_title("AEVB Figure 3 (N_z = 3): numpyvae test (solid), train (dashed); "
+                   "AEVB test (circles), train (squares)")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, bbox_inches="tight")
+    plt.close(figure)
 
 
 def main(argv=None):

@@ -202,3 +202,22 @@ def run_children(script, threads, arguments, marker):
         line = next(line for line in completed.stdout.splitlines() if line.startswith(marker))
         results.append(json.loads(line[len(marker):]))
     return 0, results
+
+
+def child_record(threads, numpyvae, torch, **fields):
+    """What every benchmark child reports beside its timings: the thread count, the
+    versions and the load average at its start (the child adds "load_end")."""
+    return {"threads": threads, "numpy": np.__version__, "numpyvae": numpyvae.__version__,
+            "torch": torch.__version__ if torch else None, "load_start": os.getloadavg(),
+            **fields}
+
+
+def versions_text(record):
+    return (f"numpyvae {record['numpyvae']}, NumPy {record['numpy']}, PyTorch "
+            f"{record['torch'] or 'not installed'}, {os.cpu_count()} cores")
+
+
+def load_text(results):
+    """The load average over each child's run: what the figures are only as quiet as."""
+    return "load average " + ", ".join(f"{r['threads']} thread(s): {r['load_start'][0]:.2f} -> "
+                                       f"{r['load_end'][0]:.2f}" for r in results)

@@ -25,7 +25,7 @@ class _Decoder:
 
     def __init__(self, network):
         self.network = network
-        self.batch_norms = network.batch_norms
+        self.step_updates = network.step_updates
 
     @classmethod
     def heads(cls, x_dim):

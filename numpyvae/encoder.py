@@ -37,7 +37,7 @@ class Encoder:
                  batch_norm=False, buffers=None, training=True, trunk=None):
         self.trunk = MLP(sizes, activation, params, grads, trunk or f"{prefix}.hidden",
                          batch_norm=batch_norm, buffers=buffers, training=training)
-        self.batch_norms = self.trunk.batch_norms
+        self.step_updates = self.trunk.step_updates
         self.heads = [Dense(params[weight], params[bias], grads[weight], grads[bias])
                       for _, weight, bias, _, _ in head_entries(prefix, sizes[-1], heads)]
 
@@ -88,7 +88,7 @@ class Towers:
         self.towers = [Encoder(sizes, (head,), activation, params, grads, prefix, batch_norm,
                                buffers, training, trunk=Towers.trunk(prefix, head))
                        for head in heads]
-        self.batch_norms = [norm for tower in self.towers for norm in tower.batch_norms]
+        self.step_updates = [norm for tower in self.towers for norm in tower.step_updates]
 
     @staticmethod
     def trunk(prefix, head):

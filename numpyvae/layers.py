@@ -281,7 +281,7 @@ class MLP:
     def __init__(self, sizes, activation, params, grads, prefix, batch_norm=False,
                  buffers=None, training=True):
         self.layers = []
-        self.batch_norms = []
+        self.step_updates = []
         for layer in MLP._names(tuple(sizes), prefix):
             dense = Dense(params[layer["W"]], params[layer["b"]],
                           grads[layer["W"]], grads[layer["b"]])
@@ -289,7 +289,7 @@ class MLP:
             if batch_norm:
                 norm = BatchNorm.named(layer, params, grads, buffers, training)
                 pieces.append(norm)
-                self.batch_norms.append(norm)
+                self.step_updates.append(norm)
             pieces.append(make_activation(activation))
             self.layers.append(pieces)
 

@@ -9,7 +9,8 @@ ask which they are:
     description.build(params, grads, buffers, training) -> a piece with
         forward(x) -> one output per head, each (..., size)
         backward(*grads, need_input_grad) -> dL/dx, filling the parameter gradients
-        batch_norms                          the batch norms whose statistics a step moves
+        step_updates                         what a training step moves besides the parameters
+                                             (its batch norms' running statistics)
     description.widest()                     the widest activation per example (chunk sizes)
 
 Rows in, rows out: a network reads flattened rows and its heads write flattened rows,
@@ -280,7 +281,7 @@ class _ConvNet:
         self.prefix = d.prefix
         paddings = g.output_paddings()[::-1]     # deconv i maps size L-i to L-i-1
         self.pixels, self.extra = (g.pixels if d.direction == "encode" else None), d.extra
-        self.body, self.batch_norms = [], []
+        self.body, self.step_updates = [], []
         if d.direction == "encode":
             self.entry = Reshape(g.image_shape)
         elif d.latent == "grid":
@@ -305,7 +306,7 @@ class _ConvNet:
                 norm_class = BatchNorm if kind == "dense" else BatchNorm2D
                 norm = norm_class.named(names, params, grads, buffers, training)
                 self.body.append(norm)
-                self.batch_norms.append(norm)
+                self.step_updates.append(norm)
             self.body.append(make_activation(d.activation))
             if kind == "dense":                                # the vector stem, onto the map
                 self.body.append(Reshape(g.feature_shape))

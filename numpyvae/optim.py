@@ -26,6 +26,11 @@ from .parameters import ParameterDict, same_layout
 # 32768 float32 = 128 KiB per array; an update touches at most five arrays, which
 # then fit in the 1-2 MiB L2 cache of current x86 and Arm cores.
 BLOCK_ELEMENTS = 1 << 15
+# Below about a million parameters a second worker costs more than it saves: handing it
+# half the blocks and waiting for it took longer than updating them on this thread
+# (Adam at 425k and 816k parameters, Adagrad at 425k; at 2M both gain 25-40%:
+# ``python benchmarks/bench_family.py``, the optimizer table).
+PARALLEL_MIN_ELEMENTS = 1 << 20
 
 
 class Optimizer:
@@ -65,7 +70,7 @@ class Optimizer:
             size = flats[0].size
             block = BLOCK_ELEMENTS if backend.namespace_of(flats[0]) is numpy else max(size, 1)
             starts = list(range(0, size, block))
-            workers = max(1, min(workers, len(starts)))
+            workers = max(1, min(workers, len(starts))) if size >= PARALLEL_MIN_ELEMENTS else 1
             runs = []
             for worker in range(workers):
                 scratch = self._scratch_for(f"flat{worker}", flats[1][:min(block, size)])
@@ -98,7 +103,8 @@ class Optimizer:
 
     def step(self, params, grads):
         """One update of every array in ``params``, in place. With ``threads.workers()``
-        above 1, a second thread updates the second half of the flat buffer's blocks:
+        above 1 and at least PARALLEL_MIN_ELEMENTS parameters, a second thread updates
+        the second half of the flat buffer's blocks:
         NumPy releases the GIL inside each element-wise pass, and every element goes
         through the same operations, so the result is the same to the last bit."""
         self.steps += 1

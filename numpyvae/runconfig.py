@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 
 from . import models
-from .models.base import _stored
+from .models.base import json_value
 from .models.options import one_of, optional, positive_int
 from .rundir import CONFIG_NAME, RunFileError, model_name, read_config
 
@@ -153,7 +153,7 @@ def check_value(path, key, value, parse, choices=None, written=True):
         raise problem(path, f"{key} is {_json(value)}: it must be one of "
                             f"{', '.join(map(str, choices))}")
     if written:
-        check_written(path, key, value, _stored(parsed))
+        check_written(path, key, value, json_value(parsed))
 
 
 def check_written(path, key, value, written):

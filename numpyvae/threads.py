@@ -4,7 +4,11 @@ Two BLAS threads on two cores make a step faster on a quiet machine, and several
 slower when another CPU-bound process holds one core: the two threads then wait for
 each other at every product. ``--threads auto`` (the default) counts, every few
 seconds, the cores that other processes keep busy (from /proc/stat, less this
-process's own CPU time) and gives BLAS the cores that are left, at least one. A fixed
+process's own CPU time) and gives BLAS the cores that are left, at least one. Where
+more than one is left, a second thread is not always faster (a small model's products
+are too short to split well: Frey's step is faster on one), so auto then times one
+window of training at the free count and one at a single thread, keeps the faster, and
+times them again every TRIAL_SECONDS or when the free count changes. A fixed
 ``--threads N`` keeps N throughout.
 
 The count is set with threadpoolctl, a small library kept for exactly this job (each
@@ -22,6 +26,7 @@ except ImportError:                      # an install without it: the BLAS defau
     threadpool_info = threadpool_limits = None
 
 RECHECK_SECONDS = 3.0
+TRIAL_SECONDS = 60.0     # how long auto keeps the faster count before timing both again
 _state = {"workers": 1, "pool": None}   # what the training command chose, for optim.py
 ENVIRONMENT = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -87,14 +92,16 @@ def _busy_seconds():
 
 class ThreadChooser:
     """Keeps BLAS at ``fixed`` threads, or (fixed None) at the cores other processes
-    leave free, re-counted every RECHECK_SECONDS by ``recheck()``."""
+    leave free, re-counted every RECHECK_SECONDS by ``recheck(done)``; with more than
+    one free and ``done`` (the work done so far, e.g. samples seen) given, at the faster
+    of that count and one thread, as timed on the windows between rechecks."""
 
     def __init__(self, fixed=None, clock=time.monotonic, busy=_busy_seconds,
                  own=time.process_time):
         self.fixed, self.clock, self.busy, self.own = fixed, clock, busy, own
         self.limit = None
         self.changes = 0
-        self._mark = None
+        self._mark = self._done = self._trial = None
         self.apply(fixed if fixed is not None else ceiling())
 
     def apply(self, count):
@@ -115,18 +122,44 @@ class ThreadChooser:
             return None
         return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / wall)
 
-    def recheck(self):
-        """Count again if RECHECK_SECONDS have passed; returns the thread count."""
+    def recheck(self, done=None):
+        """Count again if RECHECK_SECONDS have passed; returns the thread count.
+        ``done``: the work done so far (any count that grows with it), which times the
+        window since the last recheck; without it auto takes every free core."""
         if self.fixed is not None:
             return self.limit
         now = self._sample()
         if self._mark is None:
-            self._mark = now
+            self._mark, self._done = now, done
             return self.limit
         if now[0] - self._mark[0] < RECHECK_SECONDS:
             return self.limit
         others = self.others_busy(self._mark, now)
-        self._mark = now
+        rate = (None if done is None or self._done is None
+                else (done - self._done) / (now[0] - self._mark[0]))
+        self._mark, self._done = now, done
         if others is None:
             return self.limit
-        return self.apply(min(ceiling(), max(1, round(cores() - others))))
+        free = min(ceiling(), max(1, round(cores() - others)))
+        if free == 1 or rate is None:
+            self._trial = None
+            return self.apply(free)
+        return self.apply(self._timed_choice(free, rate, now[0]))
+
+    def _timed_choice(self, free, rate, now):
+        """With ``free`` > 1 cores free: a window at ``free`` threads, then one at a single
+        thread (``rate`` is the window just ended, run at self.limit), then the faster
+        until TRIAL_SECONDS pass or ``free`` changes."""
+        trial = self._trial
+        if (trial is None or trial["free"] != free
+                or (trial["choice"] is not None and now - trial["at"] >= TRIAL_SECONDS)):
+            self._trial = dict(free=free, rates={}, choice=None, at=now)
+            return free
+        if trial["choice"] is None:
+            trial["rates"][self.limit] = rate
+            untried = [count for count in (free, 1) if count not in trial["rates"]]
+            if untried:
+                return untried[0]
+            trial["choice"] = max(trial["rates"], key=trial["rates"].get)
+            trial["at"] = now
+        return trial["choice"]

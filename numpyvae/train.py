@@ -695,7 +695,7 @@ class Run:
                         last_good = self.samples_seen
                         bar.update(self.samples_seen, **{label: f"{running:.1f}"})
                     if threads is not None:
-                        threads.recheck()
+                        threads.recheck(self.samples_seen)
                     if due_eval:
                         record = self.evaluate()
                         bar.message(f"samples {self.samples_seen:>10d}  epoch {record['epoch']:8.1f}"

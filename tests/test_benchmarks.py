@@ -36,12 +36,13 @@ def test_matmul_shapes_are_the_models_products(name):
     ("bench_threads.py", ["--rounds", "1"], "), 2 threads | "),
     ("bench_conv.py", ["--quick"], "| vq-vae: tiny shapes | 8 | 1 |"),
     ("bench_shared_machine.py", ["--quick"], "| auto | "),
+    ("bench_command_cost.py", ["--quick", "--datasets", "frey"], "| frey | 2e+03 | "),
     ("bench_family.py", ["--quick"], "| batch-norm: Chen FC 784-512-256-128-z20, batch norm + ReLU | 128 | 1 |"),
     ("bench_scaling.py", ["--quick"], "| 25 |"),
     ("bench_evaluation.py", ["--quick"], "| iwae: 784-200-200-50 | 64 | 2 | "),
 ])
 def test_benchmark_script_prints_its_table(script, arguments, expected):
-    if script == "bench_shared_machine.py":
+    if script in ("bench_shared_machine.py", "bench_command_cost.py"):
         need_data("frey")   # it runs the training command on Frey Face
     completed = subprocess.run([sys.executable, str(BENCHMARKS / script), *arguments],
                                capture_output=True, text=True, timeout=300)
@@ -68,6 +69,7 @@ def test_aevb_sweeps_quick_mode_trains_evaluates_and_reports(tmp_path):
     again = subprocess.run(command + ["--report-only"], capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert table(again.stdout) == table(completed.stdout)
+    assert (tmp_path / "figure3.png").exists()
 
 
 def test_chen_sweep_quick_mode_reports_every_latent(tmp_path):

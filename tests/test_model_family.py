@@ -330,7 +330,7 @@ def test_batch_norm_model_statistics_move_only_in_loss_and_grads():
     x, eps = rng.random((8, 6)), rng.standard_normal((1, 8, 2))
     # The first hidden layer's pre-activations, seen by its batch norm.
     model.encoder.forward(x)
-    first = model.encoder.trunk.batch_norms[0]
+    first = model.encoder.trunk.step_updates[0]
     np.testing.assert_allclose(first.x_hat.mean(axis=0), 0.0, atol=1e-12)
     np.testing.assert_allclose(first.x_hat.var(axis=0), 1.0, atol=1e-3)
     before = model.buffers.flat.copy()

@@ -129,6 +129,7 @@ def test_threaded_flat_update_equals_one_thread(name, workers, monkeypatch):
     """With more workers (the training command's BLAS thread count), runs of blocks
     are updated on other threads: the numbers must be those of one thread, bit for bit."""
     monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)   # 9 elements: 5 blocks
+    monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", 0)
     target, start = quadratic_problem()
     one, grads_one = flat_parameters(start)
     many, grads_many = flat_parameters(start)
@@ -146,3 +147,16 @@ def test_threaded_flat_update_equals_one_thread(name, workers, monkeypatch):
         threaded.step(many, grads_many)
     np.testing.assert_array_equal(one.flat, many.flat)
     assert any(thread.startswith("numpyvae") for thread in used)
+
+
+def test_a_small_model_is_updated_on_one_thread(monkeypatch):
+    """Below PARALLEL_MIN_ELEMENTS the hand-off to a second worker costs more than it
+    saves, so the blocks stay on the calling thread whatever the worker count."""
+    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)
+    _, start = quadratic_problem()
+    params, grads = flat_parameters(start)
+    monkeypatch.setattr(nv.threads, "_state", dict(nv.threads._state, workers=2))
+    runs = nv.optim.Adam()._segments(params, grads, nv.threads.workers())
+    assert len(runs) == 1 and len(runs[0]) == 5
+    monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", 9)
+    assert len(nv.optim.Adam()._segments(params, grads, nv.threads.workers())) == 2

@@ -74,3 +74,39 @@ def test_the_machine_counters_are_read():
     if busy is None:
         pytest.skip("no /proc/stat here")
     assert busy > 0 and threads.cores() >= 1
+
+
+@pytest.mark.parametrize("faster", [1, 2])
+def test_auto_times_both_counts_and_keeps_the_faster(machine, faster):
+    """On a free machine auto times a window at both cores and one at a single thread
+    (a small model's step can be faster on one), keeps the faster, and times them again
+    after TRIAL_SECONDS."""
+    fake, chooser, applied = machine
+    rates = {1: 100.0, 2: 100.0}
+    rates[faster] = 150.0
+    done = 0.0
+
+    def window(seconds=threads.RECHECK_SECONDS):
+        nonlocal done
+        fake.run(seconds, ours=chooser.limit, others=0.0)
+        done += rates[chooser.limit] * seconds
+        return chooser.recheck(done)
+
+    chooser.recheck(done)
+    assert window() == 2                 # a trial starts at the free count
+    assert window() == 1                 # the free count timed; now one thread
+    assert window() == faster            # both timed: the faster kept
+    assert window() == faster and window() == faster
+    assert window(threads.TRIAL_SECONDS) == 2    # time to try both again
+    assert applied == [2, 1, 2]
+
+
+def test_a_rival_during_a_trial_takes_its_core_at_once(machine):
+    fake, chooser, applied = machine
+    chooser.recheck(0)
+    fake.run(threads.RECHECK_SECONDS, ours=2.0, others=0.0)
+    assert chooser.recheck(300) == 2
+    fake.run(threads.RECHECK_SECONDS, ours=1.0, others=1.0)     # a rival holds a core
+    assert chooser.recheck(600) == 1
+    fake.run(threads.RECHECK_SECONDS, ours=1.0, others=1.0)
+    assert chooser.recheck(900) == 1 and chooser._trial is None

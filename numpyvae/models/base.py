@@ -90,10 +90,10 @@ def positive_int(value, what):
     return integer_at_least(what, 1)(value)
 
 
-def _stored(value):
+def json_value(value):
     """An option's value as config.json holds it (lists, dtype names)."""
     if isinstance(value, tuple):
-        return [_stored(item) for item in value]
+        return [json_value(item) for item in value]
     if isinstance(value, numpy.dtype):
         return value.name
     return value
@@ -344,11 +344,11 @@ class LatentGaussianModel:
             tape=Tape())
 
     @staticmethod
-    def _batch_norms(pieces):
+    def _step_updates(pieces):
         """What a training step moves besides the parameters: batch norms' running
         statistics (and a posterior's own, as a VQ codebook's moving averages)."""
-        return [norm for net in (pieces.encoder, pieces.decoder, pieces.prior, pieces.posterior)
-                for norm in net.batch_norms]
+        return [update for net in (pieces.encoder, pieces.decoder, pieces.prior, pieces.posterior)
+                for update in net.step_updates]
 
     # ------------------------------------------------------------------ config
     def config(self):
@@ -359,9 +359,9 @@ class LatentGaussianModel:
             value = None if option.run else getattr(self, option.name)
             if option.run or (option.omit_when is not None and option.omit_when(self, value)):
                 continue
-            config[option.name] = _stored(value)
+            config[option.name] = json_value(value)
         if self.learned_prior and self.prior_hidden != self.hidden:
-            config["prior_hidden"] = _stored(self.prior_hidden)
+            config["prior_hidden"] = json_value(self.prior_hidden)
         return config
 
     def widest_layer(self):
@@ -608,8 +608,8 @@ class LatentGaussianModel:
         loss, pieces, n = self._training_pass(x, condition, eps, rng, samples, beta)
         # d(-1/N sum_n objective_n) / d objective_n = -1/N; the tape does the rest.
         pieces.tape.backward({"objective": self.xp.full((n,), -1.0 / n, dtype=self.dtype)})
-        for norm in self._batch_norms(pieces):
-            norm.update_running_statistics()
+        for update in self._step_updates(pieces):
+            update.update_running_statistics()
         if self.weight_prior_std is not None:
             # d/d theta of scale * theta^2 / (2 sigma_w^2) = scale * theta / sigma_w^2
             self.grads.flat += (self.weight_prior_scale / self.weight_prior_std ** 2) * self.params.flat

@@ -67,8 +67,8 @@ class VaDE(LatentGaussianModel):
         loss, pieces, n = self._training_pass(x, condition, eps, None, None, None,
                                               objective=Reconstruction())
         pieces.tape.backward({"objective": self.xp.full((n,), -1.0 / n, dtype=self.dtype)})
-        for norm in self._batch_norms(pieces):
-            norm.update_running_statistics()
+        for update in self._step_updates(pieces):
+            update.update_running_statistics()
         return loss, self.grads
 
     def pretrain(self, batches, steps, lr=0.001, progress=None):

@@ -53,7 +53,7 @@ class DiagonalGaussianPosterior(_NoParameters):
 
 class _DiagonalGaussianPass:
     params = grads = {}
-    batch_norms = ()     # nothing a training step moves besides the parameters
+    step_updates = ()     # nothing a training step moves besides the parameters
 
     def __init__(self, log_q=True):
         self.with_log_q = log_q
@@ -98,7 +98,7 @@ class PlanarFlowPosterior(_NoParameters):
 
 class _PlanarFlowPass:
     params = grads = {}
-    batch_norms = ()
+    step_updates = ()
 
     def __init__(self, z_dim, length):
         self.z_dim, self.length = z_dim, length
@@ -167,7 +167,7 @@ class _VectorQuantizedPass:
     def __init__(self, quantize, updates):
         self.quantize = quantize
         self.params, self.grads = quantize.params, quantize.grads
-        self.batch_norms = updates   # stepped after a training step, like running statistics
+        self.step_updates = updates   # stepped after a training step, like running statistics
 
     def forward(self, z_e, eps):
         z_q, codebook_loss, commitment_loss = self.quantize.forward(z_e)

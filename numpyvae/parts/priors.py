@@ -46,7 +46,7 @@ class StandardNormalPrior:
 
 
 class _StandardNormalPass:
-    batch_norms = ()
+    step_updates = ()
 
     def __init__(self, z_dim, dtype, xp):
         self.z_dim, self.dtype, self.xp = z_dim, dtype, xp
@@ -98,7 +98,7 @@ class ConditionalGaussianPrior:
 class _ConditionalGaussianPass:
     def __init__(self, network):
         self.network = network
-        self.batch_norms = network.batch_norms
+        self.step_updates = network.step_updates
 
     def record(self, tape):
         return tape.apply(self.network, ("features",), PRIOR_NAMES)
@@ -170,7 +170,7 @@ class ParameterSource:
 
 
 class _GaussianMixturePass:
-    batch_norms = ()
+    step_updates = ()
 
     def __init__(self, values, grads):
         self.source = ParameterSource(values, grads)
@@ -229,7 +229,7 @@ class UniformCodePrior:
 
 
 class _UniformCodePass:
-    batch_norms = ()
+    step_updates = ()
 
     def __init__(self, log_codes):
         self.log_codes = float(log_codes)
