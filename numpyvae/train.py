@@ -223,7 +223,8 @@ def build_parser():
              f"default {EVALS_PER_DECADE}; with --resume, from there on (recorded)")
     add("--threads", type=threads_flag, default="auto",
         help="BLAS threads: auto (the default) gives BLAS the cores other processes leave "
-             "free, counted again every few seconds; N keeps N (bit-for-bit reproducible "
+             "free, counted again every few seconds, or one thread where that trains "
+             "faster (both timed on a free machine); N keeps N (bit-for-bit reproducible "
              "across --resume under any load)")
     add("--checkpoint-seconds", type=positive_float, default=60.0,
         help="write a checkpoint at least this often (wall clock), and at the end; "
