@@ -131,11 +131,19 @@ def draw_figure2(key, runs, path):
     papers = [value for z_dim, _ in runs for value in FIGURE2[key]["paper"][z_dim]]
     low, high = min(finals + papers), max(finals + papers)
     axis.set_ylim(low - 0.15 * (high - low), high + 0.05 * (high - low))
+    save_against_samples(figure, axis, "ELBO per datapoint (nats)",
+                         f"AEVB Figure 2, {FIGURE2[key]['dataset']}: numpyvae test (solid), "
+                         "train (dashed); AEVB test (circles)", path)
+
+
+def save_against_samples(figure, axis, ylabel, title, path):
+    """Label a figure of some quantity against training samples (log axis) and save it."""
+    import matplotlib.pyplot as plt
+
     axis.set_xscale("log")
     axis.set_xlabel("training samples evaluated")
-    axis.set_ylabel("ELBO per datapoint (nats)")
-    axis.set_title(f"AEVB Figure 2, {FIGURE2[key]['dataset']}: numpyvae test (solid), train "
-                   "(dashed); AEVB test (circles)")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
     axis.legend()
     axis.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,16 +213,9 @@ def draw_figure3(curves, k, path):
                   markerfacecolor="none", markersize=8)
         axis.plot(points, [paper[p][1] for p in points], "s", color=colours[n_train],
                   markerfacecolor="none", markersize=8)
-    axis.set_xscale("log")
-    axis.set_xlabel("training samples evaluated")
-    axis.set_ylabel(f"log p(x), importance-sampled with K = {k} (nats)")
-    axis.set_title("AEVB Figure 3 (N_z = 3): numpyvae test (solid), train (dashed); "
-                   "AEVB test (circles), train (squares)")
-    axis.legend()
-    axis.grid(alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, bbox_inches="tight")
-    plt.close(figure)
+    save_against_samples(figure, axis, f"log p(x), importance-sampled with K = {k} (nats)",
+                         "AEVB Figure 3 (N_z = 3): numpyvae test (solid), train (dashed); "
+                         "AEVB test (circles), train (squares)", path)
 
 
 def main(argv=None):
