@@ -91,7 +91,11 @@ def value_at(records, samples, name):
 def figure2(args):
     rows, curves = [], {}
     for key, z_dim, name, spec in figure2_runs(args):
-        run_dir, _ = train(name, spec, args.runs_dir, args.report_only)
+        run_dir = args.runs_dir / name
+        if not args.report_only:
+            train(name, spec, args.runs_dir, args.report_only)
+        elif not (run_dir / "metrics.jsonl").exists():    # the report: what is on disk
+            continue
         records = read_json_lines(run_dir / "metrics.jsonl")
         curves.setdefault(key, []).append((z_dim, records))
         paper = FIGURE2[key]["paper"][z_dim]
@@ -169,6 +173,11 @@ def figure3(args):
         sizes = {"test": n if n < 10000 else "all", "train": n if n < examples else "all"}
         for point in points:
             seen = samples_seen(run_dir) if run_dir.exists() else None
+            paper = FIGURE3[n_train].get(point)
+            paper_text = "" if paper is None else f"{paper[0]:g} ({paper[1]:g})"
+            if (seen is None or seen < point) and args.report_only:
+                print(f"| {n_train} | {point:.0e} | {paper_text} | not reached | not reached |")
+                continue
             if seen is None or seen < point:      # train to this point, evaluate it there
                 train(name, dict(flags=flags, budget=point), args.runs_dir, args.report_only)
                 for split in ("test", "train"):
@@ -179,8 +188,6 @@ def figure3(args):
                 if result is not None:
                     curves.setdefault((n_train, split), []).append(
                         (point, result["log_likelihood"], result["log_likelihood_standard_error"]))
-            paper = FIGURE3[n_train].get(point)
-            paper_text = "" if paper is None else f"{paper[0]:g} ({paper[1]:g})"
             ours = " | ".join("not evaluated" if results[split] is None else
                               f"{results[split]['log_likelihood']:.1f} ± "
                               f"{results[split]['log_likelihood_standard_error']:.1f}"
