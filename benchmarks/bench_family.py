@@ -44,9 +44,8 @@ import time
 
 import numpy as np
 from aevb_models import FAMILY, IWAE_ARCHITECTURE, MODELS  # beside this script
-from timing import (IDLE_PAUSE, add_round_arguments, interleaved_ms, run_children,
-                    settle_round_arguments, shape_runners, steps_for, child_record,
-                    load_text, versions_text)
+from timing import (IDLE_PAUSE, add_round_arguments, child_record, interleaved_ms,
+                    run_and_describe, settle_round_arguments, shape_runners, steps_for)
 
 import numpyvae as nv
 
@@ -357,13 +356,11 @@ def print_optimizer(results):
 
 
 def parent():
-    status, results = run_children(__file__, ARGUMENTS.threads, sys.argv[1:], MARKER)
+    status, results = run_and_describe(__file__, ARGUMENTS, MARKER,
+                                       "; numpyvae's optimizer workers = threads")
     if status:
         return status
     first = results[0]
-    print(f"{versions_text(first)}, float32; medians of {ARGUMENTS.rounds} interleaved rounds "
-          f"of about {ARGUMENTS.round_seconds:g} s each; numpyvae's optimizer workers = "
-          f"threads; {load_text(results)}")
     if first["torch"]:
         status = print_agreement(results)
     print_training(results)

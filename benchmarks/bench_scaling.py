@@ -27,9 +27,8 @@ import sys
 import time
 
 from aevb_models import aevb_shape  # beside this script
-from timing import (IDLE_PAUSE, add_round_arguments, interleaved_ms, run_children,
-                    settle_round_arguments, shape_runners, steps_for, child_record,
-                    load_text, versions_text)
+from timing import (IDLE_PAUSE, add_round_arguments, child_record, interleaved_ms,
+                    run_and_describe, settle_round_arguments, shape_runners, steps_for)
 
 MARKER = "BENCH_SCALING_RESULT "
 BASE = aevb_shape("mnist")
@@ -157,13 +156,10 @@ def print_axis(axis, results):
 
 
 def parent():
-    status, results = run_children(__file__, ARGUMENTS.threads, sys.argv[1:], MARKER)
+    status, results = run_and_describe(__file__, ARGUMENTS, MARKER, ", Adagrad; speed ratio = "
+                                       "PyTorch's time / numpyvae's")
     if status:
         return status
-    first = results[0]
-    print(f"{versions_text(first)}, float32, Adagrad; medians of {ARGUMENTS.rounds} "
-          f"interleaved rounds of about {ARGUMENTS.round_seconds:g} s; speed ratio = "
-          f"PyTorch's time / numpyvae's; {load_text(results)}")
     for axis in ARGUMENTS.axes:
         print_axis(axis, results)
     checks = [(row["axis"], row["value"], result["threads"], *row["check"])

@@ -221,3 +221,14 @@ def load_text(results):
     """The load average over each child's run: what the figures are only as quiet as."""
     return "load average " + ", ".join(f"{r['threads']} thread(s): {r['load_start'][0]:.2f} -> "
                                        f"{r['load_end'][0]:.2f}" for r in results)
+
+
+def run_and_describe(script, arguments, marker, what):
+    """run_children at ARGUMENTS' thread counts, then the run's first line: versions,
+    ``what`` (the setup in words) and the load; returns (status, results)."""
+    status, results = run_children(script, arguments.threads, sys.argv[1:], marker)
+    if not status:
+        print(f"{versions_text(results[0])}, float32{what}; medians of {arguments.rounds} "
+              f"interleaved rounds of about {arguments.round_seconds:g} s each; "
+              f"{load_text(results)}")
+    return status, results
