@@ -44,31 +44,41 @@ class BatchNorm:
                    buffers[names["running_var"]], training=training)
 
     def forward(self, x):
+        # Two (N, F) arrays where the formulas as written make five: the centred x becomes
+        # x_hat in place, and the output holds the squares before it holds y. The same
+        # operations in the same order: the same bits.
         xp = backend.namespace_of(x)
+        out = xp.empty_like(x)
         if self.training:
             self.batch_mean = x.mean(axis=0)
             centered = x - self.batch_mean
-            self.batch_var = (centered * centered).mean(axis=0)
+            self.batch_var = xp.multiply(centered, centered, out=out).mean(axis=0)
             self.count = x.shape[0]
             variance = self.batch_var
         else:
             centered = x - self.running_mean
             variance = self.running_var
         self.inverse_std = 1.0 / xp.sqrt(variance + self.eps)
-        self.x_hat = centered * self.inverse_std
-        return self.x_hat * self.params["scale"] + self.params["shift"]
+        centered *= self.inverse_std
+        self.x_hat = centered
+        xp.multiply(self.x_hat, self.params["scale"], out=out)
+        out += self.params["shift"]
+        return out
 
     def backward(self, grad_out):
         xp = backend.namespace_of(grad_out)
-        xp.sum(grad_out * self.x_hat, axis=0, out=self.grads["scale"])
+        scratch = grad_out * self.x_hat
+        xp.sum(scratch, axis=0, out=self.grads["scale"])
         xp.sum(grad_out, axis=0, out=self.grads["shift"])
         grad_x_hat = grad_out * self.params["scale"]
         if not self.training:
-            return grad_x_hat * self.inverse_std
+            grad_x_hat *= self.inverse_std
+            return grad_x_hat
         n = grad_out.shape[0]
-        grad_x = n * grad_x_hat
+        projection = xp.multiply(grad_x_hat, self.x_hat, out=scratch).sum(axis=0)
+        grad_x = xp.multiply(grad_x_hat, n, out=scratch)
         grad_x -= grad_x_hat.sum(axis=0)
-        grad_x -= self.x_hat * (grad_x_hat * self.x_hat).sum(axis=0)
+        grad_x -= xp.multiply(self.x_hat, projection, out=grad_x_hat)
         grad_x *= self.inverse_std / n
         return grad_x
 
