@@ -35,9 +35,14 @@ PARALLEL_MIN_ELEMENTS = 1 << 20
 
 class Optimizer:
     """Common bookkeeping: state buffers shaped like the parameters, scratch space,
-    and the choice between the flat path and the per-array path."""
+    and the choice between the flat path and the per-array path.
+
+    ``transient_updates``: how many first updates move the parameters by an amount that
+    says nothing of the gradient's size, so that the loss right after them is no sign
+    of divergence (the training command's check leaves those losses out)."""
 
     state_names = ()
+    transient_updates = 0
 
     def __init__(self, lr):
         if not lr > 0:
@@ -169,10 +174,12 @@ class Adagrad(Optimizer):
         G <- G + g * g
         theta <- theta - lr * g / (sqrt(G) + eps)
 
-    Each coordinate's step shrinks with the history of its squared gradients.
+    Each coordinate's step shrinks with the history of its squared gradients. The first
+    update is g / |g|: every parameter moves by lr whatever its gradient.
     """
 
     state_names = ("sum_of_squares",)
+    transient_updates = 1
 
     def __init__(self, lr=0.01, eps=1e-10):
         super().__init__(lr)
@@ -195,9 +202,12 @@ class Adam(Optimizer):
         m <- beta1 m + (1 - beta1) g          v <- beta2 v + (1 - beta2) g * g
         m_hat = m / (1 - beta1^t)             v_hat = v / (1 - beta2^t)
         theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)
+
+    The first update is m_hat / sqrt(v_hat) = g / |g|: every parameter moves by lr.
     """
 
     state_names = ("first_moment", "second_moment")
+    transient_updates = 1
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(lr)

@@ -667,17 +667,17 @@ class Run:
                     self._apply_schedules()
                     loss, grads = model.loss_and_grads(x, condition=condition, rng=self.noise_rng,
                                                       beta=self.beta)
+                    # A loss right after one of the optimizer's transient first updates
+                    # stays out of the running objective the divergence check reads: on
+                    # Wang (2023)'s [500, 500, 3] Adagrad's first update sends the KL to
+                    # 10^4-10^5 nats for one step before it falls back.
+                    settled = not 0 < optimizer.steps <= optimizer.transient_updates
                     optimizer.step(model.params, grads)
                     self.position += len(indices)
                     self.samples_seen += len(indices)
                     self.step += 1
-                    # Accumulate on the device; read back only every log_every steps. The
-                    # loss right after the first update stays out of the running objective
-                    # the divergence check reads: Adagrad's and Adam's first update moves
-                    # every parameter by lr whatever its gradient (g / sqrt(g^2)), which on
-                    # Wang (2023)'s [500, 500, 3] sends the KL to 10^4-10^5 nats for that one
-                    # step before it falls back (a diverging run stays down, or goes on).
-                    if self.step != 2:
+                    # Accumulate on the device; read back only every log_every steps.
+                    if settled:
                         loss_sum = loss_sum + loss
                         steps_in_window += 1
                     due_eval = self.samples_seen >= next_eval

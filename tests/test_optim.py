@@ -160,3 +160,23 @@ def test_a_small_model_is_updated_on_one_thread(monkeypatch):
     assert len(runs) == 1 and len(runs[0]) == 5
     monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", 9)
     assert len(nv.optim.Adam()._segments(params, grads, nv.threads.workers())) == 2
+
+
+@pytest.mark.parametrize("name", sorted(nv.optim.OPTIMIZERS))
+def test_transient_updates_are_the_ones_blind_to_the_gradients_size(name):
+    """An optimizer declaring a transient first update (the training command's
+    divergence check leaves out the loss right after it) moves every parameter by lr
+    there, whatever its gradient over six orders of magnitude; one declaring none (SGD)
+    moves each by lr times its gradient."""
+    cls = nv.optim.OPTIMIZERS[name]
+    lr = 0.01
+    grad = np.geomspace(1e-2, 1e4, 13)
+    optimizer = cls(lr=lr)
+    params = {"w": np.zeros_like(grad)}
+    optimizer.step(params, {"w": grad})
+    moved = np.abs(params["w"])
+    assert optimizer.transient_updates in (0, 1)
+    if optimizer.transient_updates:
+        np.testing.assert_allclose(moved, lr, rtol=1e-5)
+    else:
+        np.testing.assert_allclose(moved, lr * grad, rtol=1e-12)
