@@ -181,11 +181,14 @@ def cli_type(parse):
 
 
 WIDTH = dict(nargs="+", metavar="WIDTH", type=cli_type(positive_int("width")))
+MLP_CODES = 16   # a vq-vae's codes per example with an MLP encoder, unless z_dim says otherwise
 
 BASE_OPTIONS = (
     Option("hidden", (200,), "hidden layer widths of the encoder, e.g. --hidden 500 500",
            widths("hidden"), flag=("--hidden", "--encoder-hidden"), cli=WIDTH),
-    Option("z_dim", 10, "latent dimension", positive_int("z_dim")),
+    Option("z_dim", 10, "latent dimension (vq-vae: the width M D of z_q, M codes of "
+           f"--code-dim each; by default a conv net's grid, or {MLP_CODES} codes for an MLP)",
+           positive_int("z_dim")),
     Option("likelihood", "gaussian", "decoder p(x|z): gaussian (a learned log-variance per "
            "pixel), bernoulli, or gaussian-fixed (variance --decoder-variance)",
            one_of(tuple(DECODERS), "likelihood"), cli=dict(choices=tuple(DECODERS))),
@@ -251,3 +254,9 @@ BASE_OPTIONS = (
            "command takes it from the data set)", optional(image_shape, off=()), flag=False,
            omit_when=lambda model, value: model.net == "mlp"),
 )
+
+
+def option_named(options, name):
+    """The Option called ``name`` among ``options`` (a member's change of one starts there)."""
+    (option,) = (option for option in options if option.name == name)
+    return option

@@ -12,6 +12,8 @@ bound on log p(x) (what ``metrics``' "elbo" reports). Composed of the engine's p
 a network with one head z_e, the quantizing posterior, the uniform prior and the VQ
 objective (tutorials/12_convolutions_and_vq_vae.ipynb).
 """
+from dataclasses import replace
+
 import numpy
 
 from .. import backend
@@ -20,9 +22,9 @@ from ..parts.posteriors import VectorQuantizedPosterior
 from ..parts.priors import UniformCodePrior
 from ..quantize import code_usage, nearest_codes
 from .base import LatentGaussianModel, Option, as_generator
-from .options import finite_number, number_at_least, optional, positive_int
+from .options import (BASE_OPTIONS, MLP_CODES, finite_number, number_at_least,
+                      option_named, optional, positive_int)
 
-MLP_CODES = 16   # codes per example of an MLP encoder unless z_dim says otherwise
 
 
 def ema_decay(value):
@@ -42,9 +44,10 @@ class VQVAE(LatentGaussianModel):
     discrete_latent = True
     surrogate_gradients = ("encoder.", "quantizer.")   # straight-through; tests/test_vq_vae.py
     OPTIONS = (
-        Option("z_dim", None, "vq-vae: the width M D of z_q, M codes of --code-dim each "
-               f"(default: a conv net's grid, or {MLP_CODES} codes for an MLP)",
-               optional(positive_int("z_dim"), off=())),
+        # The base's z_dim (its help says what it means here), with no fixed default:
+        # settle_options derives it from the grid or the code size.
+        replace(option_named(BASE_OPTIONS, "z_dim"), default=None,
+                parse=optional(positive_int("z_dim"), off=())),
         Option("codebook_size", 128, "codes K in the codebook (vq-vae)",
                positive_int("codebook_size")),
         Option("code_dim", 16, "dimension D of each code (vq-vae)", positive_int("code_dim")),
