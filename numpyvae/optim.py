@@ -26,11 +26,15 @@ from .parameters import ParameterDict, same_layout
 # 32768 float32 = 128 KiB per array; an update touches at most five arrays, which
 # then fit in the 1-2 MiB L2 cache of current x86 and Arm cores.
 BLOCK_ELEMENTS = 1 << 15
-# Below about a million parameters a second worker costs more than it saves: handing it
-# half the blocks and waiting for it took longer than updating them on this thread
-# (Adam at 425k and 816k parameters, Adagrad at 425k; at 2M both gain 25-40%:
+# With two workers every NumPy call is a point where the threads trade the GIL, and a
+# block of 32768 costs five to ten calls: in such blocks the second worker gained little
+# or lost (Adam at 816k parameters: 2.36 ms on one worker, 2.44 on two). Blocks four
+# times as large, 2.5 MB across an update's arrays, take a quarter of the calls and
+# gain 30-50% from the second core (Adam at 816k: 1.45 ms; 425k-2M, Adam and Adagrad:
 # ``python benchmarks/bench_family.py``, the optimizer table).
-PARALLEL_MIN_ELEMENTS = 1 << 20
+PARALLEL_BLOCK_ELEMENTS = 1 << 17
+# Below this a second worker has too few blocks to share.
+PARALLEL_MIN_ELEMENTS = 1 << 18
 
 
 class Optimizer:
@@ -73,9 +77,14 @@ class Optimizer:
         if same_layout(params, grads) and all(isinstance(s, ParameterDict) for s in states):
             flats = [params.flat, grads.flat, *[state.flat for state in states]]
             size = flats[0].size
-            block = BLOCK_ELEMENTS if backend.namespace_of(flats[0]) is numpy else max(size, 1)
+            if size < PARALLEL_MIN_ELEMENTS:
+                workers = 1
+            if backend.namespace_of(flats[0]) is not numpy:
+                block = max(size, 1)
+            else:
+                block = PARALLEL_BLOCK_ELEMENTS if workers > 1 else BLOCK_ELEMENTS
             starts = list(range(0, size, block))
-            workers = max(1, min(workers, len(starts))) if size >= PARALLEL_MIN_ELEMENTS else 1
+            workers = max(1, min(workers, len(starts)))
             runs = []
             for worker in range(workers):
                 scratch = self._scratch_for(f"flat{worker}", flats[1][:min(block, size)])
@@ -108,10 +117,11 @@ class Optimizer:
 
     def step(self, params, grads):
         """One update of every array in ``params``, in place. With ``threads.workers()``
-        above 1 and at least PARALLEL_MIN_ELEMENTS parameters, a second thread updates
-        the second half of the flat buffer's blocks:
-        NumPy releases the GIL inside each element-wise pass, and every element goes
-        through the same operations, so the result is the same to the last bit."""
+        above 1 and at least PARALLEL_MIN_ELEMENTS parameters, the flat buffer is cut
+        into blocks of PARALLEL_BLOCK_ELEMENTS and a second thread updates the second
+        half of them: NumPy releases the GIL inside each element-wise pass, and every
+        element goes through the same operations, so the result is the same to the
+        last bit."""
         self.steps += 1
         runs = self._segments(params, grads, threads.workers())
         pending = [threads.pool().submit(self._update_all, run) for run in runs[1:]]

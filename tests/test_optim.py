@@ -128,7 +128,9 @@ def test_blocked_flat_update_equals_per_array_update(name, monkeypatch):
 def test_threaded_flat_update_equals_one_thread(name, workers, monkeypatch):
     """With more workers (the training command's BLAS thread count), runs of blocks
     are updated on other threads: the numbers must be those of one thread, bit for bit."""
-    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)   # 9 elements: 5 blocks
+    # 9 elements: 5 blocks on one worker, 3 (another cut) shared by several.
+    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)
+    monkeypatch.setattr(nv.optim, "PARALLEL_BLOCK_ELEMENTS", 3)
     monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", 0)
     target, start = quadratic_problem()
     one, grads_one = flat_parameters(start)
@@ -150,16 +152,19 @@ def test_threaded_flat_update_equals_one_thread(name, workers, monkeypatch):
 
 
 def test_a_small_model_is_updated_on_one_thread(monkeypatch):
-    """Below PARALLEL_MIN_ELEMENTS the hand-off to a second worker costs more than it
-    saves, so the blocks stay on the calling thread whatever the worker count."""
+    """Below PARALLEL_MIN_ELEMENTS a second worker would have too few blocks to share,
+    so the blocks stay on the calling thread whatever the worker count; from it on, the
+    workers share blocks of PARALLEL_BLOCK_ELEMENTS (fewer calls, fewer GIL hand-offs)."""
     monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)
+    monkeypatch.setattr(nv.optim, "PARALLEL_BLOCK_ELEMENTS", 4)
     _, start = quadratic_problem()
     params, grads = flat_parameters(start)
     monkeypatch.setattr(nv.threads, "_state", dict(nv.threads._state, workers=2))
     runs = nv.optim.Adam()._segments(params, grads, nv.threads.workers())
-    assert len(runs) == 1 and len(runs[0]) == 5
+    assert len(runs) == 1 and [len(segment[0]) for segment in runs[0]] == [2, 2, 2, 2, 1]
     monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", 9)
-    assert len(nv.optim.Adam()._segments(params, grads, nv.threads.workers())) == 2
+    runs = nv.optim.Adam()._segments(params, grads, nv.threads.workers())
+    assert [[len(segment[0]) for segment in run] for run in runs] == [[4], [4, 1]]
 
 
 @pytest.mark.parametrize("name", sorted(nv.optim.OPTIMIZERS))
