@@ -26,7 +26,6 @@ from .options import (BASE_OPTIONS, MLP_CODES, finite_number, number_at_least,
                       option_named, optional, positive_int)
 
 
-
 def ema_decay(value):
     decay = finite_number(value, "ema_decay")
     if not 0 < decay < 1:
