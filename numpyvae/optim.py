@@ -12,8 +12,9 @@ MNIST one, 3.3 MB per array) each pass would stream every array through memory
 again, while a block's arrays stay in the core's cache from the first pass to the
 last. On the MNIST model that takes the Adagrad step from 1.46 ms to 0.92 ms on a
 2-core Xeon (``python benchmarks/bench_optimizer.py``). The result is the same to the
-last bit: every element goes through the same operations. A GPU gets the whole
-buffer in one go: there the number of kernel launches is what costs.
+last bit: every element goes through the same operations. Two workers share
+larger blocks (``PARALLEL_BLOCK_ELEMENTS``; see ``Optimizer.step``). A GPU gets the
+whole buffer in one go: there the number of kernel launches is what costs.
 
 Optimizer state (momentum, running sums) lives in ``opt.state``; ``state_dict()``
 and ``load_state_dict()`` save and restore it, for checkpoints.
