@@ -167,6 +167,34 @@ def test_a_small_model_is_updated_on_one_thread(monkeypatch):
     assert [[len(segment[0]) for segment in run] for run in runs] == [[4], [4, 1]]
 
 
+@pytest.mark.parametrize("name", SETTINGS)
+def test_blocks_cut_once_follow_new_buffers_and_worker_counts(name, monkeypatch):
+    """The blocks are cut once and reused while the buffers stay the same; an optimizer
+    handed other buffers (a restored state, another model) or another worker count must
+    cut them anew, or it would update the old arrays."""
+    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)
+    monkeypatch.setattr(nv.optim, "PARALLEL_BLOCK_ELEMENTS", 4)
+    monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", 0)
+    target, start = quadratic_problem()
+    reference, reference_grads = flat_parameters(start)
+    params, grads = flat_parameters(start)
+    optimizer, fresh = CLASSES[name](**SETTINGS[name]), CLASSES[name](**SETTINGS[name])
+    for step in range(8):
+        if step == 3:   # the same numbers in new buffers: the training loop's resume
+            params, grads = flat_parameters({k: params[k].copy() for k in start})
+            optimizer.load_state_dict(optimizer.state_dict(), params)
+        workers = 2 if step % 4 >= 2 else 1
+        monkeypatch.setattr(nv.threads, "_state", dict(nv.threads._state, workers=workers))
+        reference_grads.assign(gradient(reference, target))
+        grads.assign(gradient(params, target))
+        fresh.step(reference, reference_grads)
+        optimizer.step(params, grads)
+        np.testing.assert_array_equal(params.flat, reference.flat)
+    runs = optimizer._segments(params, grads, 1)
+    assert runs is optimizer._segments(params, grads, 1)
+    assert runs[0][0][0].base is params.flat
+
+
 @pytest.mark.parametrize("name", sorted(nv.optim.OPTIMIZERS))
 def test_transient_updates_are_the_ones_blind_to_the_gradients_size(name):
     """An optimizer declaring a transient first update (the training command's
