@@ -5,6 +5,8 @@ Shapes: z is (..., N, D); the densities sum over D and return (..., N).
 """
 import math
 
+import numpy
+
 from . import backend
 from .likelihoods import LOG_2PI
 
@@ -76,7 +78,8 @@ class LogMeanExp:
     """log (1/K) sum_k exp(a_k) over axis 0: a (K, N) -> (N,), stable for any a.
 
     Backward: d/da_k = g w~_k with w~_k = exp(a_k) / sum_j exp(a_j), the normalized
-    importance weights (the IWAE gradient, Burda et al. 2016, eq. 14).
+    importance weights (the IWAE gradient, Burda et al. 2016, eq. 14). A weight below
+    eps^2 of a's dtype is taken as 0 (see ``forward``).
     """
 
     params = grads = {}
@@ -86,7 +89,14 @@ class LogMeanExp:
         top = a.max(axis=0)
         shifted = xp.exp(a - top)
         total = shifted.sum(axis=0)
-        self.normalized = shifted / total
+        normalized = shifted / total
+        # Weights below eps^2 move the gradient by less than K eps^2 of the largest
+        # draw's share, far below rounding, but as factors of the backward pass they
+        # make subnormal numbers, and every subnormal in a matrix product costs a
+        # microcode assist: 2% of them in the logits' gradient made an IWAE k = 50
+        # step ten times slower (README, Speed). Zero is exact and free.
+        floor = numpy.finfo(normalized.dtype).eps ** 2   # host metadata, any backend
+        self.normalized = xp.where(normalized < floor, 0, normalized)
         return top + xp.log(total) - math.log(a.shape[0])
 
     def backward(self, grad_out):

@@ -128,3 +128,24 @@ def test_log_mean_exp_far_below_zero():
     np.testing.assert_allclose(grad.sum(axis=0), 1.0, rtol=1e-14)
     # And far above zero, where exp overflows without the shift.
     np.testing.assert_allclose(nv.LogMeanExp().forward(1e4 + offsets), 2e4 + exact, rtol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_log_mean_exp_weights_below_eps_squared_are_zero_not_subnormal(dtype):
+    """Draws 100 and 800 nats below the best one have normalized weights of e^-100
+    (subnormal in float32) and e^-800 (subnormal in float64): as factors of the backward
+    pass they would fill the products with subnormal numbers, each a microcode assist.
+    Weights below eps^2 are exactly 0; the others are the softmax, and the value is
+    the exact log-mean-exp."""
+    offsets = np.array([[0.0, 0.0], [-1.0, -20.0], [-100.0, -30.0], [-800.0, -800.0]])
+    piece = nv.LogMeanExp()
+    value = piece.forward(offsets.astype(dtype))
+    np.testing.assert_allclose(value, np.log(np.exp(offsets).mean(axis=0)),
+                               rtol=10 * np.finfo(dtype).eps)
+    grad = piece.backward(np.ones(2, dtype=dtype))
+    tiny, eps = np.finfo(dtype).tiny, np.finfo(dtype).eps
+    assert not np.any((grad != 0) & (np.abs(grad) < tiny))
+    softmax = np.exp(offsets) / np.exp(offsets).sum(axis=0)
+    kept = softmax >= eps ** 2
+    assert np.all(grad[~kept] == 0) and (~kept).sum() == 3
+    np.testing.assert_allclose(grad[kept], softmax[kept], rtol=10 * eps)
