@@ -58,6 +58,13 @@ def flat_parameters(start):
     return params, params.zeros_like()
 
 
+def small_blocks(monkeypatch, block, parallel_block, parallel_from=0):
+    """Blocks of a few elements, so that a 9-element problem is cut several ways."""
+    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", block)
+    monkeypatch.setattr(nv.optim, "PARALLEL_BLOCK_ELEMENTS", parallel_block)
+    monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", parallel_from)
+
+
 @pytest.mark.parametrize("name", SETTINGS)
 @pytest.mark.parametrize("flat", [False, True])
 def test_optimizer_matches_update_written_by_hand(name, flat):
@@ -129,9 +136,7 @@ def test_threaded_flat_update_equals_one_thread(name, workers, monkeypatch):
     """With more workers (the training command's BLAS thread count), runs of blocks
     are updated on other threads: the numbers must be those of one thread, bit for bit."""
     # 9 elements: 5 blocks on one worker, 3 (another cut) shared by several.
-    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)
-    monkeypatch.setattr(nv.optim, "PARALLEL_BLOCK_ELEMENTS", 3)
-    monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", 0)
+    small_blocks(monkeypatch, 2, 3)
     target, start = quadratic_problem()
     one, grads_one = flat_parameters(start)
     many, grads_many = flat_parameters(start)
@@ -172,9 +177,7 @@ def test_blocks_cut_once_follow_new_buffers_and_worker_counts(name, monkeypatch)
     """The blocks are cut once and reused while the buffers stay the same; an optimizer
     handed other buffers (a restored state, another model) or another worker count must
     cut them anew, or it would update the old arrays."""
-    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)
-    monkeypatch.setattr(nv.optim, "PARALLEL_BLOCK_ELEMENTS", 4)
-    monkeypatch.setattr(nv.optim, "PARALLEL_MIN_ELEMENTS", 0)
+    small_blocks(monkeypatch, 2, 4)
     target, start = quadratic_problem()
     reference, reference_grads = flat_parameters(start)
     params, grads = flat_parameters(start)
