@@ -140,7 +140,8 @@ def terms(record, split):
 
 
 def samples_label(samples):
-    return f"{samples:,} ({samples / N_TRAIN:.3g} epochs)"
+    epochs = samples / N_TRAIN   # 1,000 and 2,000 epochs, not 1e+03
+    return f"{samples:,} ({f'{epochs:,.0f}' if epochs >= 100 else f'{epochs:.3g}'} epochs)"
 
 
 # ------------------------------------------------------------------ table 1
