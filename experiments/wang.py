@@ -140,8 +140,9 @@ def terms(record, split):
 
 
 def samples_label(samples):
-    epochs = samples / N_TRAIN   # 1,000 and 2,000 epochs, not 1e+03
-    return f"{samples:,} ({f'{epochs:,.0f}' if epochs >= 100 else f'{epochs:.3g}'} epochs)"
+    epochs = samples / N_TRAIN
+    shown = f"{epochs:,.0f}" if epochs >= 100 else f"{epochs:.3g}"   # 1,000, not 1e+03
+    return f"{samples:,} ({shown} epochs)"
 
 
 # ------------------------------------------------------------------ table 1

@@ -160,8 +160,7 @@ def test_a_small_model_is_updated_on_one_thread(monkeypatch):
     """Below PARALLEL_MIN_ELEMENTS a second worker would have too few blocks to share,
     so the blocks stay on the calling thread whatever the worker count; from it on, the
     workers share blocks of PARALLEL_BLOCK_ELEMENTS (fewer calls, fewer GIL hand-offs)."""
-    monkeypatch.setattr(nv.optim, "BLOCK_ELEMENTS", 2)
-    monkeypatch.setattr(nv.optim, "PARALLEL_BLOCK_ELEMENTS", 4)
+    small_blocks(monkeypatch, 2, 4, parallel_from=nv.optim.PARALLEL_MIN_ELEMENTS)
     _, start = quadratic_problem()
     params, grads = flat_parameters(start)
     monkeypatch.setattr(nv.threads, "_state", dict(nv.threads._state, workers=2))
