@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy
 
 from . import backend, checkpoint, datasets, fused_weights, rundir, runconfig
-from .marginal_likelihood import DEFAULT_MAX_FLOATS, log_marginal_likelihood, metric_draws
+from .marginal_likelihood import (DEFAULT_MAX_FLOATS, IMPORTANCE_NOISE, log_marginal_likelihood,
+                                  metric_draws)
 from .progress import ProgressBar
 from .rundir import EVALUATION_NAME, RunFileError, UsageError
 from .cli import (EXIT_DISK_FULL, EXIT_USAGE, ArgumentParser, non_negative_int, positive_float,
@@ -214,7 +215,8 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         subset=subset, samples_seen=int(meta["samples_seen"]), k=k, draws=draws, seed=seed,
         elbo=float(elbo.mean()), elbo_whole_split=float(elbo_all.mean()),
         whole_split_examples=len(elbo_all), elbo_seconds=elbo_seconds,
-        log_likelihood=None, complete=False, quantity=model.evidence_label)
+        log_likelihood=None, complete=False, quantity=model.evidence_label,
+        importance_noise=IMPORTANCE_NOISE)
     # Saved now, so that it is kept if the long part below is stopped.
     unwritable = save_or_reason(run_dir, elbo_result, stream, results)
     # One importance weight costs about one ELBO draw on the general path: the ELBO's pace
@@ -252,7 +254,7 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
         log_likelihood_standard_error=standard_error(log_px),
         elbo_seconds=elbo_seconds, log_likelihood_seconds=is_seconds,
         fixed_binarization=bool(config.get("dynamic_binarization")),
-        quantity=model.evidence_label, complete=True,
+        quantity=model.evidence_label, complete=True, importance_noise=IMPORTANCE_NOISE,
     )
 
     label = model.evidence_label
@@ -322,7 +324,7 @@ def evaluate_gaps(run_dir, k=5000, n_test=GAPS_N_TEST, draws=refinement.DEFAULT_
         kind="gaps", dataset=config["dataset"], model=rundir.model_name(config), split=split,
         n_examples=n, subset=subset, samples_seen=int(meta["samples_seen"]), k=k, draws=draws,
         seed=seed, refine_steps=steps, refine_lr=lr, refine_samples=refine_samples,
-        proposal="refined q*", quantity=label,
+        proposal="refined q*", quantity=label, importance_noise=IMPORTANCE_NOISE,
         **{name: float(values.mean()) for name, values in per_example.items()},
         **{f"{name}_standard_error": standard_error(values)
            for name, values in per_example.items()},
@@ -492,12 +494,17 @@ def evaluate_clustering(run_dir, split="test", data_dir=None, stream=None, resul
 
 
 def result_key(result):
-    """What an evaluation measured: split, K, subset and seed (and the training budget)."""
+    """What an evaluation measured: split, K, subset and seed (and the training budget,
+    and how log p(x)'s noise was drawn)."""
     if result.get("kind") in ("cluster", "codes"):
         return f"{result['kind']}-{result['split']}-at{result['samples_seen']}"
     subset = "all" if result["subset"] == "all" else f"n{result['n_examples']}"
     key = (f"{result['split']}-k{result['k']}-{subset}-seed{result['seed']}"
            f"-at{result['samples_seen']}")
+    if "importance_noise" in result:
+        # Results of versions whose z's came from NumPy's ziggurat have none, and keep
+        # their keys: the same K and seed now give other draws, kept beside them.
+        key += f"-{result['importance_noise']}"
     if result.get("kind") == "gaps":
         return f"gaps-{key}-steps{result['refine_steps']}-lr{result['refine_lr']:g}"
     return key

@@ -23,8 +23,11 @@ import numpy
 
 from . import backend
 from .fused_weights import FusedLogWeights, unsupported
+from .models.base import as_generator
+from .reparameterize import box_muller
 
 DEFAULT_MAX_FLOATS = 10_000_000  # ~40 MB per float32 array of one chunk's activations
+IMPORTANCE_NOISE = "box-muller"  # how the z's noise is drawn; evaluate records it with results
 
 
 def chunk_sizes(n_examples, samples, width, max_floats=DEFAULT_MAX_FLOATS, batch_size=None):
@@ -56,9 +59,10 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
     """Per-example importance-sampled log p(x) (log p(x|c) with a ``condition``) with
     K = ``samples``: (N,) float64 on host.
 
-    model: any member of the family (``log_importance_weights(x, condition=, rng=,
+    model: any member of the family (``log_importance_weights(x, condition=, eps=,
     samples=)`` and ``widest_layer()``); x: (N, x_dim) host or device array; rng: numpy
-    Generator drawing the z's. ``local`` (head name -> (N, width)): the proposal is the q
+    Generator (or seed; None: the model's own) whose uniforms make the z's noise, by
+    ``reparameterize.box_muller``. ``local`` (head name -> (N, width)): the proposal is the q
     of these local parameters (a refined q*) instead of the encoder's. ``progress(done)``
     is called after each chunk with the number of (example, draw) pairs done so far, out
     of N * K.
@@ -70,6 +74,7 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
     ``fused``: False takes the general path for every model; a FusedLogWeights instance
     is used as given (benchmarks compare its settings).
     """
+    generator = as_generator(rng, model.rng)
     samples = int(samples)
     if samples < 1:
         raise ValueError(f"The number of importance samples K must be >= 1, got {samples}.")
@@ -91,12 +96,15 @@ def log_marginal_likelihood(model, x, rng, samples=5000, max_floats=DEFAULT_MAX_
                                         for name, value in local.items()}
             n = int(batch.shape[0])
             counts = [min(chunk, samples - first) for first in range(0, samples, chunk)]
-            if fused:   # the same noise as the general path draws, chunk by chunk
-                weights = fused.log_weights(batch, (model._noise(n, None, rng, count)
-                                                    for count in counts))
+            # Drawn lazily, chunk by chunk: the fused path draws the next chunk's noise
+            # while its threads compute this one's weights.
+            noise = (box_muller(generator, (count, n, model.z_dim), model.dtype)
+                     for count in counts)
+            if fused:
+                weights = fused.log_weights(batch, noise)
             else:
-                weights = (model.log_importance_weights(batch, rng=rng, samples=count,
-                                                        **conditioned) for count in counts)
+                weights = (model.log_importance_weights(batch, eps=eps, samples=eps.shape[0],
+                                                        **conditioned) for eps in noise)
             running_max = numpy.full(n, -numpy.inf)
             running_sum = numpy.zeros(n)
             for count, chunk_weights in zip(counts, weights):

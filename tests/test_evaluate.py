@@ -15,6 +15,7 @@ import numpyvae as nv
 from numpyvae import datasets, linear_gaussian
 from numpyvae.evaluate import main as evaluate_main
 from numpyvae.marginal_likelihood import chunk_sizes, elbo_draws, log_marginal_likelihood
+from numpyvae.reparameterize import box_muller
 from numpyvae.train import main as train_main
 
 X_DIM, Z_DIM, N = 6, 2, 200
@@ -76,14 +77,15 @@ def test_chunking_over_draws_and_examples_is_exact():
     """Chunked running logsumexp == one big logsumexp over the same draws."""
     model, x, _ = linear_model_with_imperfect_encoder(seed=3)
     k = 257
-    # Draws of (k, N, D) in one go match draws made chunk by chunk from the same stream
-    # when every chunk covers all examples.
-    reference_rng = numpy.random.default_rng(5)
-    log_weights = model.log_importance_weights(x, rng=reference_rng, samples=k)
-    top = log_weights.max(axis=0)
-    reference = top + numpy.log(numpy.exp(log_weights - top).sum(axis=0)) - math.log(k)
     batch, chunk = chunk_sizes(N, k, X_DIM, max_floats=N * X_DIM * 10)
     assert batch == N and chunk == 10  # 26 chunks, the last one short
+    # The same draws, chunk by chunk from the same stream, weighed in one go.
+    reference_rng = numpy.random.default_rng(5)
+    eps = numpy.concatenate([box_muller(reference_rng, (min(chunk, k - first), N, Z_DIM))
+                             for first in range(0, k, chunk)])
+    log_weights = model.log_importance_weights(x, eps=eps, samples=k)
+    top = log_weights.max(axis=0)
+    reference = top + numpy.log(numpy.exp(log_weights - top).sum(axis=0)) - math.log(k)
     chunked = log_marginal_likelihood(model, x, numpy.random.default_rng(5), samples=k,
                                       max_floats=N * X_DIM * 10)
     numpy.testing.assert_allclose(chunked, reference, rtol=0, atol=1e-10)
@@ -139,6 +141,27 @@ def test_evaluations_of_other_splits_and_k_are_all_kept(trained_run):
     kept = {(r["split"], r["k"]) for r in stored["results"].values()}
     assert kept == {("test", 10), ("test", 30), ("train", 10)}
     assert stored["results"][stored["latest"]]["split"] == "train"
+
+
+def test_a_result_of_ziggurat_noise_is_kept_beside_the_same_evaluation_now(trained_run):
+    """Results written before log p(x)'s noise came from the Box-Muller transform have no
+    importance_noise and keep their key; evaluating the same K and seed again adds a result
+    under its own key (other draws, another number) instead of replacing the old one."""
+    common = ["--k", "10", "--n-test", "20", "--draws", "1", "--max-floats", "50000"]
+    assert evaluate_main([str(trained_run)] + common) == 0
+    path = trained_run / "evaluation.json"
+    stored = json.loads(path.read_text())
+    (key, result), = stored["results"].items()
+    assert result["importance_noise"] == "box-muller" and key.endswith("-box-muller")
+    old = {name: value for name, value in result.items() if name != "importance_noise"}
+    old["log_likelihood"] -= 0.5             # a number no run of today's code reproduces
+    old_key = key.removesuffix("-box-muller")
+    path.write_text(json.dumps({"latest": old_key, "results": {old_key: old}}))
+    assert evaluate_main([str(trained_run)] + common) == 0
+    stored = json.loads(path.read_text())
+    assert stored["results"][old_key] == old
+    assert stored["results"][key]["log_likelihood"] == result["log_likelihood"]
+    assert stored["latest"] == key
 
 
 def test_evaluate_errors_are_clean(tmp_path, trained_run, capsys):
