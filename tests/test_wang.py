@@ -201,6 +201,8 @@ def test_quick_mode_runs_every_part_and_report_only_reprints_it(tmp_path):
         assert heading in first.stdout
     assert "| CVAE | 1,000 (0.0167 epochs) | test |" in first.stdout
     assert "131.7 = 116.1 + 2 x 7.8" in first.stdout
+    # Past every budget asked, the next one named is Wang's own (not "1,000 ... 0.0 h more").
+    assert "1,000 samples in" in first.stdout and "; 120,000,000 would take" in first.stdout
     assert (tmp_path / "runs" / "figures" / "wang_table1_curves.png").exists()
     again = subprocess.run(script + ["--report-only", "--no-figures"], capture_output=True,
                            text=True, timeout=120)
