@@ -146,21 +146,13 @@ def beta_experiment(args):
     beta_figures(runs, args.figures_dir)
 
 
-def active_units(run_dir, threshold=0.01):
+def active_units(run_dir):
     """Latent dimensions whose posterior mean varies over the test set (Burda et al.'s
     activity statistic Cov_x(E_q[z]) > 0.01)."""
-    import numpy
-
     from numpyvae import evaluate as evaluation
-    from numpyvae import backend
+    from numpyvae.latent import ACTIVE_VARIANCE
 
-    model, config, _ = evaluation.load_model(run_dir)
-    images, labels = evaluation.load_split(config, "test", config.get("data_dir"), 0)
-    x, condition = model.inputs(images, labels)
-    means = numpy.concatenate([backend.to_numpy(model.encode(x[i:i + 1000], None if condition is None
-                                                             else condition[i:i + 1000])[0])
-                               for i in range(0, len(x), 1000)])
-    return int((means.var(axis=0) > threshold).sum())
+    return int((evaluation.latent_activity(run_dir) > ACTIVE_VARIANCE).sum())
 
 
 def beta_figures(runs, directory):

@@ -49,6 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from numpyvae import cli  # noqa: E402
+from numpyvae.latent import ACTIVE_VARIANCE  # noqa: E402
 from numpyvae.train import threads_flag  # noqa: E402
 
 WANG_SETUP = ["--dataset", "mnist", "--likelihood", "bernoulli", "--no-binarize",
@@ -134,6 +135,16 @@ def train(run_dir, argv, samples, args, per_decade=1):
     return record_at(run_dir, samples)
 
 
+def active_dimensions(run_dir, record):
+    """How many latent dimensions the run uses (numpyvae.evaluate.latent_activity on the
+    test split), as text: "-" when the checkpoint on disk is past ``record``'s budget."""
+    from numpyvae import evaluate
+    if evaluate.load_model(run_dir)[2]["samples_seen"] != record["samples_seen"]:
+        return "-"
+    variances = evaluate.latent_activity(run_dir)
+    return f"{int((variances > ACTIVE_VARIANCE).sum())} of {len(variances)}"
+
+
 def terms(record, split):
     """(reconstruction -E_q[log p(x|z)], KL, -ELBO, -objective) of a split, in nats."""
     return (-record[f"{split}_log_likelihood"], record[f"{split}_kl"], -record[f"{split}_elbo"],
@@ -186,6 +197,13 @@ def table1(args):
                     "at that rate" if ahead else ", Wang's whole budget")
             print(f"\n{name}: {seen:,} samples in {latest['wall_seconds'] / 3600:.2f} h of "
                   f"training ({rate:.0f} samples/s){rest}.")
+    in_use = [f"{name} {active_dimensions(run_dir, latest)} (at {latest['samples_seen']:,})"
+              for name, run_dir in zip(TABLE1_MODELS, run_dirs)
+              for latest in (records(run_dir) or [None])[-1:] if latest is not None]
+    if in_use:
+        print("\nLatent dimensions in use at each run's last evaluation (Var_x E_q[z_d] > "
+              f"{ACTIVE_VARIANCE} on the test split; \"-\": the checkpoint is past it): "
+              + "; ".join(in_use) + ".")
     print("\nWang's \"ELBO loss\" is reconstruction + KL in the VAE and CVAE rows (115.1 + 9.1 = "
           "124.2, 107.2 + 7.2 = 114.4), but 131.7 = 116.1 + 2 x 7.8 in the beta-VAE row: the KL "
           "weighted by 2, not by 5 (116.1 + 5 x 7.8 = 155.1) nor by 1 (123.9). Wang's code "
@@ -260,11 +278,13 @@ class Evaluator:
         not trained (--report-only)."""
         arch = tuple(arch)
         if arch not in self.known:
-            run_dir = self.args.runs_dir / "search" / f"{arch_name(arch)}-seed{self.args.seed}"
-            self.known[arch] = train(run_dir, WANG_SETUP + arch_flags(arch)
+            self.known[arch] = train(self.run_dir(arch), WANG_SETUP + arch_flags(arch)
                                      + ["--seed", str(self.args.seed)], self.args.samples,
                                      self.args)
         return self.known[arch]
+
+    def run_dir(self, arch):
+        return self.args.runs_dir / "search" / f"{arch_name(arch)}-seed{self.args.seed}"
 
     def __call__(self, arch, phase):
         repeat = tuple(arch) in self.known
@@ -364,13 +384,14 @@ def search(args):
           f"per training, seed {args.seed}, good = {args.split} reconstruction <= "
           f"{args.max_recon:g} and KL <= {args.max_kl:g}\n")
     print("| step | depth | phase | architecture | train reconstruction | train KL | "
-          "test reconstruction | test KL | good? |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "test reconstruction | test KL | active latent dimensions | good? |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for number, step in enumerate(evaluate.steps, 1):
         train_terms, test_terms = terms(step["record"], "train"), terms(step["record"], "test")
+        active = active_dimensions(evaluate.run_dir(step["arch"]), step["record"])
         print(f"| {number} | {len(step['arch']) - 1} | {step['phase']} | {list(step['arch'])} | "
               f"{train_terms[0]:.2f} | {train_terms[1]:.2f} | {test_terms[0]:.2f} | "
-              f"{test_terms[1]:.2f} | {'yes' if step['good'] else 'no'}"
+              f"{test_terms[1]:.2f} | {active} | {'yes' if step['good'] else 'no'}"
               f"{' (trained before)' if step['repeat'] else ''} |")
     for depth, answer in answers.items():
         if depth == "missing":
@@ -388,7 +409,7 @@ def search(args):
 
 # ------------------------------------------------------------------ the noise
 def noise(args):
-    table = {}
+    table, active = {}, {}
     for arch in args.archs:
         for seed in args.seeds:
             run_dir = args.runs_dir / "search" / f"{arch_name(arch)}-seed{seed}"
@@ -396,11 +417,12 @@ def noise(args):
                            args.samples, args)
             if record is not None:
                 table.setdefault(tuple(arch), {})[seed] = terms(record, args.split)[:2]
+                active.setdefault(tuple(arch), {})[seed] = active_dimensions(run_dir, record)
     print(f"\n### Run-to-run noise: {args.samples:,} samples, seeds {args.seeds}, "
           f"{args.split} split\n")
     print("| architecture | reconstruction per seed | mean | sd | range | KL per seed | mean "
-          "| sd | range |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| sd | range | active latent dimensions per seed |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for arch, by_seed in table.items():
         cells = []
         for term in (0, 1):
@@ -409,7 +431,11 @@ def noise(args):
             sd = math.sqrt(sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1))
             cells += [", ".join(f"{v:.2f}" for v in values), f"{mean:.2f}", f"{sd:.2f}",
                       f"{max(values) - min(values):.2f}"]
+        cells.append(", ".join(active[arch][seed] for seed in sorted(by_seed)))
         print(f"| {list(arch)} | " + " | ".join(cells) + " |")
+    print(f"\n(Active: a latent dimension whose q-mean varies over the test split, "
+          f"Var_x E_q[z_d] > {ACTIVE_VARIANCE}; \"-\": the run is past this budget, so its "
+          "parameters here are not on disk.)")
     for bigger, smaller, against, pairs in monotonicity_violations(table):
         print(f"\n{list(bigger)} against {list(smaller)}: {against} of {pairs} pairings of "
               "seeds go against Wang's assumption (the larger has the higher reconstruction "

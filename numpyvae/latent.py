@@ -7,7 +7,8 @@
     traverse(model, x, dimension, values, condition) E[x|z, c], z = x's latent point with
                                                      z[dimension] set to each value in turn
     active_dimensions(points)                        the dimensions by the variance of latent
-                                                     points z(x) over inputs x, largest first
+                                                     points z(x) over inputs x, largest first;
+                                                     active: above ACTIVE_VARIANCE
 
 x_a, x_b and x are one example each, as the model takes them (``model.inputs``), a row
 (x_dim,) or (1, x_dim). ``condition`` is that one example's, for a conditional model (a
@@ -18,6 +19,11 @@ decoded means on the model's array backend (``model.images`` makes whole images)
 import numpy
 
 from . import backend
+
+# Burda et al. (2016) call a latent dimension active when Cov_x(E_q[z_d]) > 0.01; with
+# N(0, I) as the prior, a dimension in use has a variance near 1 (README, Wang at Wang's
+# setup: a [500, 500, 3] VAE that lost one of its three dimensions).
+ACTIVE_VARIANCE = 0.01
 
 
 def _one_row(model, x, what):

@@ -375,3 +375,25 @@ def test_evaluate_of_a_bernoulli_vae_is_the_fused_estimate_from_the_evaluation_s
         log_px = log_marginal_likelihood(model, images[subset_indices(len(images), 30, 0)],
                                          rng, samples=40)
     assert result["log_likelihood"] == float(log_px.mean())
+
+
+def test_latent_activity_is_each_dimensions_variance_of_q_means_over_the_test_split(tmp_path):
+    """numpyvae.evaluate.latent_activity: Burda et al.'s Cov_x(E_q[z_d]) over the run's whole
+    test split, computed in batches; a dimension whose mean ignores x has none."""
+    from numpyvae.evaluate import latent_activity, load_model, load_split
+    from numpyvae.latent import active_dimensions
+
+    require("frey")
+    run_dir = tmp_path / "run"
+    assert train_main(["--dataset", "frey", "--hidden", "20", "--z-dim", "4", "--init", "glorot",
+                       "--dtype", "float64", "--samples", "100", "--out", str(run_dir),
+                       "--no-figures"]) == 0
+    variances = latent_activity(run_dir, batch=7)            # 365 test faces: a ragged end
+    model, config, _ = load_model(run_dir)
+    x, _ = load_split(config, "test", None, 0)
+    assert variances.shape == (4,) and (variances > 0).all()
+    numpy.testing.assert_allclose(variances, model.encode(x)[0].var(axis=0), rtol=1e-12)
+    model.params["encoder.mu.W"][:, 0] = 0                    # dimension 0's mean: its bias alone
+    dead = active_dimensions(model.latent_point(x))[1]
+    assert dead[0] < 1e-28            # a constant: its variance is rounding
+    numpy.testing.assert_allclose(dead[1:], variances[1:], rtol=1e-12)

@@ -2,6 +2,7 @@
 logvar come from two separate towers (``encoder_towers="separate"``), every bias drawn
 like the weights (``bias_init="normal"``), and the reproduction script's quick mode."""
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,6 +202,11 @@ def test_quick_mode_runs_every_part_and_report_only_reprints_it(tmp_path):
         assert heading in first.stdout
     assert "| CVAE | 1,000 (0.0167 epochs) | test |" in first.stdout
     assert "131.7 = 116.1 + 2 x 7.8" in first.stdout
+    # How many latent dimensions each run uses: the search's and the noise's tables, and a
+    # line under Table 1 ("-" for the first budget, whose parameters the second replaced).
+    assert "active latent dimensions |" in first.stdout.split("minimal-complexity search")[1]
+    assert "| active latent dimensions per seed |" in first.stdout
+    assert re.search(r"Latent dimensions in use .*: VAE \d of 2 \(at 1,000\)", first.stdout)
     # Past every budget asked, the next one named is Wang's own (not "1,000 ... 0.0 h more").
     assert "1,000 samples in" in first.stdout and "; 120,000,000 would take" in first.stdout
     assert (tmp_path / "runs" / "figures" / "wang_table1_curves.png").exists()
