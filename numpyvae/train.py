@@ -39,6 +39,7 @@ from . import __version__, backend, checkpoint, datasets, memory, models, rundir
 from .cli import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE,  # noqa: F401
                   ArgumentParser, positive_float, positive_int)
 from .models.options import Option, cli_type
+from .latent import ACTIVE_VARIANCE, active_dimensions
 from .likelihoods import independent_pixels_log_likelihood
 from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
@@ -582,6 +583,18 @@ class Run:
         values = batched_metrics(self.model, x, condition, self.eval_rng, batch, beta=self.beta)
         return {name: float(value.mean()) for name, value in values.items()}
 
+    def _active_dimensions(self, batch=1000):
+        """How many latent dimensions the model uses on the test subset: Var_x of its
+        latent point (q's mean) above latent.ACTIVE_VARIANCE. A dimension that collapses
+        onto the prior early in training rarely comes back, and costs nats ever after
+        (README: Wang at Wang's setup), so the log shows when it happens."""
+        images, labels = self.data.eval_test, self.data.eval_test_labels
+        points = [backend.to_numpy(self.model.latent_point(*self.model.inputs(
+            images[start:start + batch], None if labels is None else labels[start:start + batch])))
+            for start in range(0, len(images), batch)]
+        variances = active_dimensions(numpy.concatenate(points))[1]
+        return int((variances > ACTIVE_VARIANCE).sum())
+
     def evaluate(self):
         """Every metric of the model on the fixed train and test subsets (fresh noise),
         the objective and the recorded beta and lr those in force at this many samples."""
@@ -593,6 +606,7 @@ class Run:
         for split, values in (("train", train), ("test", test)):
             for name, value in values.items():
                 record[f"{split}_{name}"] = value
+        record["test_active_dimensions"] = self._active_dimensions()
         record.update(beta=self.beta, lr=self.optimizer.lr, wall_seconds=self.wall_seconds)
         rundir.append_metrics(self.run_dir, record)   # a full disk: DiskFullError
         return record
@@ -1302,10 +1316,12 @@ def _train(args, run, config, budget, started):
     if schedule is not None:
         print(f"Figures: {', '.join(str(p) for p in schedule.draw())}", file=sys.stderr)
     last = records[-1]
+    in_use = ("" if "test_active_dimensions" not in last else   # evaluated before it was counted
+              f", latent dimensions in use {last['test_active_dimensions']} of {run.model.z_dim}")
     print(f"Done: {run.samples_seen} samples seen in {run.wall_seconds:.1f} s of training "
           f"({time.monotonic() - started:.1f} s this session). train ELBO "
-          f"{last['train_elbo']:.2f}, test ELBO {last['test_elbo']:.2f}. Run directory: {run_dir}",
-          file=sys.stderr)
+          f"{last['train_elbo']:.2f}, test ELBO {last['test_elbo']:.2f}{in_use}. Run directory: "
+          f"{run_dir}", file=sys.stderr)
     if chooser.changes:
         print(f"BLAS threads followed the machine's load ({chooser.changes} change(s); now "
               f"{chooser.limit}): pass --threads N for bit-for-bit reproducible runs.",

@@ -397,3 +397,22 @@ def test_latent_activity_is_each_dimensions_variance_of_q_means_over_the_test_sp
     dead = active_dimensions(model.latent_point(x))[1]
     assert dead[0] < 1e-28            # a constant: its variance is rounding
     numpy.testing.assert_allclose(dead[1:], variances[1:], rtol=1e-12)
+
+
+def test_training_logs_how_many_latent_dimensions_are_in_use(tmp_path, capsys):
+    """Each evaluation in metrics.jsonl counts the dimensions whose q-mean varies over the
+    test subset (Frey's whole test split here), as latent_activity does afterwards, and the
+    last line of the command says it: a dimension lost to the prior shows while training."""
+    from numpyvae.evaluate import latent_activity
+    from numpyvae.latent import ACTIVE_VARIANCE
+    from numpyvae.rundir import read_metrics
+
+    require("frey")
+    run_dir = tmp_path / "run"
+    assert train_main(["--dataset", "frey", "--z-dim", "10", "--samples", "20000",
+                       "--out", str(run_dir), "--no-figures"]) == 0
+    last = read_metrics(run_dir)[-1]
+    assert last["samples_seen"] == 20000
+    in_use = int((latent_activity(run_dir) > ACTIVE_VARIANCE).sum())
+    assert last["test_active_dimensions"] == in_use
+    assert f"latent dimensions in use {in_use} of 10." in capsys.readouterr().err
