@@ -150,9 +150,9 @@ def active_units(run_dir):
     """Latent dimensions whose posterior mean varies over the test set (Burda et al.'s
     activity statistic Cov_x(E_q[z]) > 0.01)."""
     from numpyvae import evaluate as evaluation
-    from numpyvae.latent import ACTIVE_VARIANCE
+    from numpyvae.latent import dimensions_in_use
 
-    return int((evaluation.latent_activity(run_dir) > ACTIVE_VARIANCE).sum())
+    return dimensions_in_use(evaluation.latent_activity(run_dir))
 
 
 def beta_figures(runs, directory):

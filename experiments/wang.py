@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from numpyvae import cli  # noqa: E402
-from numpyvae.latent import ACTIVE_VARIANCE  # noqa: E402
+from numpyvae.latent import ACTIVE_VARIANCE, dimensions_in_use  # noqa: E402
 from numpyvae.train import threads_flag  # noqa: E402
 
 WANG_SETUP = ["--dataset", "mnist", "--likelihood", "bernoulli", "--no-binarize",
@@ -142,7 +142,7 @@ def active_dimensions(run_dir, record):
     if evaluate.load_model(run_dir)[2]["samples_seen"] != record["samples_seen"]:
         return "-"
     variances = evaluate.latent_activity(run_dir)
-    return f"{int((variances > ACTIVE_VARIANCE).sum())} of {len(variances)}"
+    return f"{dimensions_in_use(variances)} of {len(variances)}"
 
 
 def terms(record, split):

@@ -449,17 +449,12 @@ def latent_activity(run_dir, split="test", data_dir=None, batch=1000):
     """Each latent dimension's variance over ``split`` of RUN_DIR's latent points (q's
     mean for a diagonal Gaussian): Cov_x(E_q[z_d]), Burda et al.'s activity statistic; a
     dimension is active above ``numpyvae.latent.ACTIVE_VARIANCE``. (z_dim,) float64."""
-    from .latent import active_dimensions
+    from .latent import active_dimensions, latent_points
 
     model, config, _ = load_model(run_dir)
     images, labels = load_split(config, split, data_dir if data_dir is not None
                                 else config.get("data_dir"), 0)
-    points = []
-    for first in range(0, len(images), batch):
-        rows = None if labels is None else labels[first:first + batch]
-        x, condition = model.inputs(backend.to_device(images[first:first + batch]), rows)
-        points.append(backend.to_numpy(model.latent_point(x, condition)))
-    return active_dimensions(numpy.concatenate(points))[1]
+    return active_dimensions(latent_points(model, backend.to_device(images), labels, batch))[1]
 
 
 def cluster_assignments(model, images, labels, batch=1000):

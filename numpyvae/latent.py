@@ -87,6 +87,19 @@ def traverse(model, x, dimension, values, condition=None):
     return model.decode(z, _repeated_condition(model, condition, len(values)))
 
 
+def latent_points(model, images, labels=None, batch=1000):
+    """``model.latent_point`` of every row of ``images`` (labels: theirs, for a conditional
+    model), in batches: (N, z_dim) on the host."""
+    return numpy.concatenate([backend.to_numpy(model.latent_point(*model.inputs(
+        images[start:start + batch], None if labels is None else labels[start:start + batch])))
+        for start in range(0, len(images), batch)])
+
+
+def dimensions_in_use(variances):
+    """How many of ``active_dimensions``' variances are above ACTIVE_VARIANCE."""
+    return int((numpy.asarray(variances) > ACTIVE_VARIANCE).sum())
+
+
 def active_dimensions(points):
     """(order, variances) of latent points (N, z_dim), e.g. ``model.latent_point(x, c)``
     of a test set: each coordinate's variance over the inputs (Burda et al., 2016's

@@ -39,7 +39,7 @@ from . import __version__, backend, checkpoint, datasets, memory, models, rundir
 from .cli import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE,  # noqa: F401
                   ArgumentParser, positive_float, positive_int)
 from .models.options import Option, cli_type
-from .latent import ACTIVE_VARIANCE, active_dimensions
+from .latent import active_dimensions, dimensions_in_use, latent_points
 from .likelihoods import independent_pixels_log_likelihood
 from .marginal_likelihood import batched_metrics
 from .optim import OPTIMIZERS
@@ -588,12 +588,8 @@ class Run:
         latent point (q's mean) above latent.ACTIVE_VARIANCE. A dimension that collapses
         onto the prior early in training rarely comes back, and costs nats ever after
         (README: Wang at Wang's setup), so the log shows when it happens."""
-        images, labels = self.data.eval_test, self.data.eval_test_labels
-        points = [backend.to_numpy(self.model.latent_point(*self.model.inputs(
-            images[start:start + batch], None if labels is None else labels[start:start + batch])))
-            for start in range(0, len(images), batch)]
-        variances = active_dimensions(numpy.concatenate(points))[1]
-        return int((variances > ACTIVE_VARIANCE).sum())
+        points = latent_points(self.model, self.data.eval_test, self.data.eval_test_labels, batch)
+        return dimensions_in_use(active_dimensions(points)[1])
 
     def evaluate(self):
         """Every metric of the model on the fixed train and test subsets (fresh noise),
@@ -838,12 +834,9 @@ def write_figures(run, title):
     written.append(figures.prior_samples(backend.to_numpy(samples), data.image_shape,
                                          directory / "samples.png",
                                          title=f"{model.samples_label} ({title})"))
-    means = []
-    for start in range(0, data.test_count, 1000):
-        part = data.eval_test[start:start + 1000]
-        part_labels = None if data.eval_test_labels is None else data.eval_test_labels[start:start + 1000]
-        means.append(backend.to_numpy(model.latent_point(*model.inputs(part, part_labels))))
-    means = numpy.concatenate(means)
+    means = latent_points(model, data.eval_test[:data.test_count],
+                          None if data.eval_test_labels is None
+                          else data.eval_test_labels[:data.test_count])
     written.append(figures.latent_scatter(means, data.test_labels, directory / "latent.png",
                                           title=f"encoded test points ({title})",
                                           class_names=class_names))
