@@ -136,12 +136,19 @@ def train(run_dir, argv, samples, args, per_decade=1):
 
 
 def active_dimensions(run_dir, record):
-    """How many latent dimensions the run uses (numpyvae.evaluate.latent_activity on the
-    test split), as text: "-" when the checkpoint on disk is past ``record``'s budget."""
+    """How many latent dimensions the run uses on the test split, as text ("2 of 3"). The
+    training command counts them at each evaluation (``test_active_dimensions``, over the
+    whole split at ``--eval-size 70000``); a record written before it did is counted from the
+    checkpoint (numpyvae.evaluate.latent_activity), or "-" when that checkpoint is past
+    ``record``'s budget."""
     from numpyvae import evaluate
-    if evaluate.load_model(run_dir)[2]["samples_seen"] != record["samples_seen"]:
+    if "test_active_dimensions" in record:
+        z_dim = evaluate.runconfig.read_run(run_dir, purpose="evaluate")["model"]["z_dim"]
+        return f"{record['test_active_dimensions']} of {z_dim}"
+    loaded = evaluate.load_model(run_dir)
+    if loaded[2]["samples_seen"] != record["samples_seen"]:
         return "-"
-    variances = evaluate.latent_activity(run_dir)
+    variances = evaluate.latent_activity(run_dir, loaded=loaded)
     return f"{dimensions_in_use(variances)} of {len(variances)}"
 
 

@@ -445,13 +445,14 @@ def evaluate_codes(run_dir, split="test", data_dir=None, batch=500, stream=None,
     return result
 
 
-def latent_activity(run_dir, split="test", data_dir=None, batch=1000):
+def latent_activity(run_dir, split="test", data_dir=None, batch=1000, loaded=None):
     """Each latent dimension's variance over ``split`` of RUN_DIR's latent points (q's
     mean for a diagonal Gaussian): Cov_x(E_q[z_d]), Burda et al.'s activity statistic; a
-    dimension is active above ``numpyvae.latent.ACTIVE_VARIANCE``. (z_dim,) float64."""
+    dimension is active above ``numpyvae.latent.ACTIVE_VARIANCE``. (z_dim,) float64.
+    ``loaded``: what ``load_model(run_dir)`` returned, where the caller has it already."""
     from .latent import active_dimensions, latent_points
 
-    model, config, _ = load_model(run_dir)
+    model, config, _ = loaded if loaded is not None else load_model(run_dir)
     images, labels = load_split(config, split, data_dir if data_dir is not None
                                 else config.get("data_dir"), 0)
     return active_dimensions(latent_points(model, backend.to_device(images), labels, batch))[1]

@@ -203,7 +203,7 @@ def test_quick_mode_runs_every_part_and_report_only_reprints_it(tmp_path):
     assert "| CVAE | 1,000 (0.0167 epochs) | test |" in first.stdout
     assert "131.7 = 116.1 + 2 x 7.8" in first.stdout
     # How many latent dimensions each run uses: the search's and the noise's tables, and a
-    # line under Table 1 ("-" for the first budget, whose parameters the second replaced).
+    # line under Table 1, read from each evaluation's record.
     assert "active latent dimensions |" in first.stdout.split("minimal-complexity search")[1]
     assert "| active latent dimensions per seed |" in first.stdout
     assert re.search(r"Latent dimensions in use .*: VAE \d of 2 \(at 1,000\)", first.stdout)
@@ -216,6 +216,24 @@ def test_quick_mode_runs_every_part_and_report_only_reprints_it(tmp_path):
     start = first.stdout.index("\nFigures:")
     end = first.stdout.index("\n", start + 1) + 1
     assert again.stdout == first.stdout[:start] + first.stdout[end:]
+
+
+def test_active_dimensions_come_from_the_record_without_loading_the_checkpoint(tmp_path):
+    """The training command counts the dimensions in use at each evaluation; the tables
+    print that count for the record's own budget, even after the checkpoint moved on (here
+    there is none at all), and fall back to the checkpoint only for an older record."""
+    need_data("frey")
+    run_dir = tmp_path / "run"
+    main(["--dataset", "frey", "--hidden", "8", "--z-dim", "3", "--samples", "200",
+          "--batch-size", "100", "--no-figures", "--eval-size", "200", "--out", str(run_dir)])
+    record = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()][-1]
+    counted = wang.active_dimensions(run_dir, record)
+    assert counted == f"{record['test_active_dimensions']} of 3"
+    older = {key: value for key, value in record.items() if key != "test_active_dimensions"}
+    assert wang.active_dimensions(run_dir, older) == counted       # from the checkpoint
+    assert wang.active_dimensions(run_dir, dict(older, samples_seen=100)) == "-"
+    (run_dir / "checkpoint.npz").unlink()
+    assert wang.active_dimensions(run_dir, record) == counted
 
 
 @pytest.mark.parametrize("argv, message", [
