@@ -141,9 +141,9 @@ def active_dimensions(run_dir, record):
     whole split at ``--eval-size 70000``); a record written before it did is counted from the
     checkpoint (numpyvae.evaluate.latent_activity), or "-" when that checkpoint is past
     ``record``'s budget."""
-    from numpyvae import evaluate
+    from numpyvae import evaluate, runconfig
     if "test_active_dimensions" in record:
-        z_dim = evaluate.runconfig.read_run(run_dir, purpose="evaluate")["model"]["z_dim"]
+        z_dim = runconfig.read_run(run_dir, purpose="evaluate")["model"]["z_dim"]
         return f"{record['test_active_dimensions']} of {z_dim}"
     loaded = evaluate.load_model(run_dir)
     if loaded[2]["samples_seen"] != record["samples_seen"]:
