@@ -255,7 +255,8 @@ def benchmark(name, samples, threads, x):
 
 def main():
     x, source = test_images(ARGUMENTS.examples)
-    print(f"numpyvae {nv.__version__}, NumPy {np.__version__}, PyTorch "
+    print(f"numpyvae {nv.__version__}, NumPy {np.__version__} with "
+          f"{nv.threads.blas_description()}, PyTorch "
           f"{torch.__version__ if torch else 'not installed'}, {os.cpu_count()} cores, float32; "
           f"{len(x)} {source} test images; importance weights per second, medians of "
           f"{ARGUMENTS.rounds} interleaved round(s)")

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy
 
-from . import backend, checkpoint, datasets, fused_weights, rundir, runconfig
+from . import backend, checkpoint, datasets, fused_weights, rundir, runconfig, threads
 from .marginal_likelihood import (DEFAULT_MAX_FLOATS, IMPORTANCE_NOISE, log_marginal_likelihood,
                                   metric_draws)
 from .progress import ProgressBar
@@ -231,6 +231,9 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
              f"; {results_path(run_dir, results)} cannot be written ({unwritable}): the "
              "result will be printed, not saved (--results FILE saves it elsewhere)."),
           file=stream)
+    notice = threads.kernel_notice()
+    if notice is not None:
+        print(notice, file=stream)
 
     bar = ProgressBar(n * k, unit="weights", label=f"{model.evidence_label}, K={k}", stream=stream)
     start = time.monotonic()

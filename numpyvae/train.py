@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy
 
-from . import __version__, backend, checkpoint, datasets, memory, models, rundir, runconfig
+from . import (__version__, backend, checkpoint, datasets, memory, models, rundir, runconfig,
+               threads)
 from .cli import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_INTERRUPTED, EXIT_USAGE,  # noqa: F401
                   ArgumentParser, positive_float, positive_int)
 from .models.options import Option, cli_type
@@ -1262,6 +1263,20 @@ def _start(args, locks):
     return run, config, budget
 
 
+def record_blas_change(config, blas, samples_seen):
+    """On --resume: where the BLAS (its kernels above all) differs from the one the run
+    last trained under, note it in the run's config with the point it changed, since a
+    product's last bits depend on the kernels (a run written before numpyvae recorded
+    its BLAS gets no note)."""
+    last = (config.get("blas_on_resume") or [{"blas": config.get("blas")}])[-1]["blas"]
+    if last is not None and last != blas:
+        config.setdefault("blas_on_resume", []).append(dict(samples_seen=samples_seen,
+                                                             blas=blas))
+        print(f"note: this run trained under BLAS {last}; it resumes under BLAS {blas}, so it "
+              f"agrees with an uninterrupted run to float32 rounding, not bit for bit.",
+              file=sys.stderr)
+
+
 def _run(args, locks):
     started = time.monotonic()
     run, config, budget = _resume(args) if args.resume is not None else _start(args, locks)
@@ -1272,11 +1287,17 @@ def _train(args, run, config, budget, started):
     run_dir, data, settings = run.run_dir, run.data, run.settings
     config["budget_samples"] = budget
     command = " ".join(["python -m numpyvae.train"] + args.argv)
+    blas = threads.blas_description()
     if args.resume is None:
         config["command"] = command
+        config["blas"] = blas
     else:
         config.setdefault("resumed_with", []).append(command)
+        record_blas_change(config, blas, run.samples_seen)
     write_config(run_dir, config)
+    notice = threads.kernel_notice()
+    if notice is not None:
+        print(notice, file=sys.stderr)
     print(f"{config['dataset']}: {data.n_train} training examples of {data.x_dim} pixels; "
           f"evaluating on {data.train_count} train / {data.test_count} test examples. "
           f"Model: {settings['model']} ({run.model.objective_label}), "

@@ -110,3 +110,31 @@ def test_a_rival_during_a_trial_takes_its_core_at_once(machine):
     assert chooser.recheck(600) == 1
     fake.run(threads.RECHECK_SECONDS, ours=1.0, others=1.0)
     assert chooser.recheck(900) == 1 and chooser._trial is None
+
+
+OPENBLAS = dict(user_api="blas", internal_api="openblas", version="0.3.31", num_threads=2)
+
+
+@pytest.mark.parametrize("kernels, forced, avx512, says", [
+    ("Haswell", "Haswell", True, True),       # the environment holds AVX-512 back
+    ("Haswell", None, True, False),           # OpenBLAS's own choice: nothing to undo
+    ("SkylakeX", "SkylakeX", True, False),    # AVX-512 kernels already
+    ("Haswell", "Haswell", False, False),     # an AVX2 CPU: Haswell is its best
+])
+def test_a_notice_only_where_the_environment_holds_avx512_back(kernels, forced, avx512, says):
+    info = [dict(OPENBLAS, architecture=kernels)]
+    environ = {} if forced is None else {"OPENBLAS_CORETYPE": forced}
+    notice = threads.kernel_notice(info, environ, avx512=avx512)
+    assert (notice is not None) == says
+    if says:
+        assert "OPENBLAS_CORETYPE=Haswell" in notice and "\n" not in notice
+    described = threads.blas_description(info, environ)
+    assert described.startswith(f"openblas 0.3.31 ({kernels} kernels")
+    assert ("as OPENBLAS_CORETYPE sets" in described) == (forced is not None)
+
+
+def test_another_blas_gets_no_notice():
+    info = [dict(user_api="blas", internal_api="mkl", version="2024.2", num_threads=2)]
+    assert threads.kernel_notice(info, {"OPENBLAS_CORETYPE": "Haswell"}, avx512=True) is None
+    assert threads.blas_description(info, {}) == "mkl 2024.2"
+    assert threads.blas_description([], {}) == "unknown"

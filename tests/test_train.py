@@ -140,6 +140,28 @@ def test_resume_continues_exactly(tmp_path, capsys):
 
 
 @needs_frey
+def test_the_run_records_its_blas_and_a_resume_under_another(tmp_path, capsys, monkeypatch):
+    # A product's last bits depend on the BLAS kernels: the config says which ran, and
+    # where a resume ran under others.
+    from numpyvae import threads
+    run_dir = tmp_path / "run"
+    assert train(*TINY, "--samples", 200, "--out", run_dir, "--no-figures") == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["blas"] == threads.blas_description() and "blas_on_resume" not in config
+    assert train("--resume", run_dir, "--samples", 300, "--no-figures") == 0
+    assert "blas_on_resume" not in json.loads((run_dir / "config.json").read_text())
+    capsys.readouterr()
+    monkeypatch.setattr(threads, "blas_description", lambda: "openblas 9.9 (Other kernels)")
+    monkeypatch.setattr(threads, "kernel_notice", lambda: "note: slow kernels")
+    assert train("--resume", run_dir, "--samples", 400, "--no-figures") == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["blas_on_resume"] == [dict(samples_seen=300, blas="openblas 9.9 (Other kernels)")]
+    err = capsys.readouterr().err
+    assert "resumes under BLAS openblas 9.9 (Other kernels)" in err
+    assert "note: slow kernels" in err
+
+
+@needs_frey
 def test_sigint_writes_a_resumable_checkpoint(tmp_path):
     run_dir = tmp_path / "interrupted"
     command = [sys.executable, "-m", "numpyvae.train", *TINY, "--samples", "1e8",
