@@ -40,6 +40,7 @@ def test_matmul_shapes_are_the_models_products(name):
     ("bench_family.py", ["--quick"], "| batch-norm: Chen FC 784-512-256-128-z20, batch norm + ReLU | 128 | 1 |"),
     ("bench_scaling.py", ["--quick"], "| 25 |"),
     ("bench_evaluation.py", ["--quick"], "| iwae: 784-200-200-50 | 64 | 2 | "),
+    ("bench_kernels.py", ["--quick"], "| evaluation: IWAE decoder, 512 rows | "),
 ])
 def test_benchmark_script_prints_its_table(script, arguments, expected):
     if script in ("bench_shared_machine.py", "bench_command_cost.py"):
