@@ -80,12 +80,16 @@ def blas_threads():
 AVX512_KERNELS = ("skylakex", "cooperlake", "sapphirerapids")
 
 
-def _cpu_has_avx512():
-    """Whether this CPU runs AVX-512 (NumPy's own dispatch table; None if unknown)."""
+def cpu_has_avx512():
+    """Whether this CPU runs the AVX-512 subsets (F, CD, BW, DQ, VL) that OpenBLAS's
+    SkylakeX kernels use, from NumPy's own dispatch table (None if it cannot say)."""
     try:
         from numpy._core._multiarray_umath import __cpu_features__
     except ImportError:
-        return None
+        try:                                              # NumPy 1.x
+            from numpy.core._multiarray_umath import __cpu_features__
+        except ImportError:
+            return None
     return __cpu_features__.get("AVX512_SKX")
 
 
@@ -123,7 +127,7 @@ def kernel_notice(info=None, environ=None, avx512=None):
     if not forced or pool is None or pool.get("internal_api") != "openblas":
         return None
     kernels = str(pool.get("architecture") or "")
-    if kernels.lower() in AVX512_KERNELS or not (_cpu_has_avx512() if avx512 is None else avx512):
+    if kernels.lower() in AVX512_KERNELS or not (cpu_has_avx512() if avx512 is None else avx512):
         return None
     return (f"note: OpenBLAS runs its {kernels} kernels because OPENBLAS_CORETYPE={forced} is "
             f"set; this CPU has AVX-512, where OpenBLAS's own choice multiplies matrices up to "

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from numpyvae import evaluate
+from numpyvae import evaluate, threads
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "legacy_runs"
 RUNS = sorted(path.name for path in FIXTURES.iterdir() if path.is_dir())
@@ -45,13 +45,10 @@ def _needs_data(name):
 def _blas_environment():
     """One BLAS thread and OpenBLAS's SkylakeX kernels, as the old code ran: the fixtures
     were computed on an AVX-512 Intel machine, and a matrix product's last bits depend on
-    how many threads split it and on the kernel (on AMD Zen, OpenBLAS picks its Haswell
-    kernels, which sum in another order). Skips where the CPU cannot run those kernels."""
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__
-    except ImportError:                                   # NumPy 1.x
-        from numpy.core._multiarray_umath import __cpu_features__
-    if not __cpu_features__.get("AVX512_SKX", False):
+    how many threads split it and on the kernels (an environment may name others: the AMD
+    EPYC of stop 31 sets OPENBLAS_CORETYPE=Haswell, whose products sum in another order).
+    Skips where the CPU cannot run those kernels."""
+    if not threads.cpu_has_avx512():
         pytest.skip("the fixtures' parameters come from OpenBLAS's SkylakeX kernels, which "
                     "need AVX-512 (F, BW, DQ, VL); this CPU lacks it, so a bit-for-bit "
                     "comparison cannot hold")
