@@ -2,6 +2,7 @@
 
     python benchmarks/bench_family.py [--threads 1 2] [--rounds 7] [--round-seconds 0.3]
                                       [--shapes frey mnist ...] [--quick] [--no-torch]
+                                      [--no-optimizer] [--optimizer-pause 0.5]
 
 The shapes (aevb_models.FAMILY): AEVB's Frey (560-200-z20, Gaussian) and MNIST (784-500-z20)
 models and the large one (784-2048-z20, batch 1000), Adagrad as AEVB trains them; the IWAE
@@ -69,6 +70,10 @@ def parse_arguments():
     add_round_arguments(parser, 7, 0.3, "every shape")
     parser.add_argument("--shapes", nargs="+", default=list(FAMILY), choices=list(FAMILY))
     parser.add_argument("--no-optimizer", action="store_true", help="skip the optimizer part")
+    parser.add_argument("--optimizer-pause", type=float, default=IDLE_PAUSE,
+                        help="seconds idle before each optimizer round (default %(default)s, so "
+                             "that neither side's spinning threads run into the other's round; "
+                             "0 times back-to-back steps, as training runs them)")
     return settle_round_arguments(parser, parser.parse_args())
 
 
@@ -232,7 +237,8 @@ def time_optimizer(name, params, grad):
                 optimizer.step()
         runners["pytorch"] = run_torch
     steps = max(steps_for(run, ARGUMENTS.round_seconds / 3) for run in runners.values())
-    return interleaved_ms(runners, ARGUMENTS.rounds, steps, PAUSE)
+    return interleaved_ms(runners, ARGUMENTS.rounds, steps,
+                          0.0 if ARGUMENTS.quick else ARGUMENTS.optimizer_pause)
 
 
 def child(threads):
