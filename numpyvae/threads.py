@@ -119,8 +119,8 @@ def blas_description(info=None, environ=None):
 def kernel_notice(info=None, environ=None, avx512=None):
     """One line for a user whose environment holds OpenBLAS to AVX2 kernels on a CPU with
     AVX-512 (OPENBLAS_CORETYPE=Haswell, say), which makes every matrix product slower:
-    on a 2-core AMD EPYC (Zen 5) its SkylakeX kernels ran the models' products 1.7-1.9x
-    faster (README, "Speed"). None where there is nothing to say."""
+    on a 2-core AMD EPYC (Zen 5) its SkylakeX kernels ran the models' products 1.6-2.0x
+    faster on one thread (README, "Speed"). None where there is nothing to say."""
     environ = os.environ if environ is None else environ
     forced = environ.get("OPENBLAS_CORETYPE")
     pool = blas_pool(info)

@@ -1287,7 +1287,8 @@ def _train(args, run, config, budget, started):
     run_dir, data, settings = run.run_dir, run.data, run.settings
     config["budget_samples"] = budget
     command = " ".join(["python -m numpyvae.train"] + args.argv)
-    blas = threads.blas_description()
+    on_gpu = backend.backend_name() == "cupy"      # its products run on the GPU's cuBLAS
+    blas = "cupy (the GPU's cuBLAS)" if on_gpu else threads.blas_description()
     if args.resume is None:
         config["command"] = command
         config["blas"] = blas
@@ -1295,7 +1296,7 @@ def _train(args, run, config, budget, started):
         config.setdefault("resumed_with", []).append(command)
         record_blas_change(config, blas, run.samples_seen)
     write_config(run_dir, config)
-    notice = threads.kernel_notice()
+    notice = None if on_gpu else threads.kernel_notice()
     if notice is not None:
         print(notice, file=sys.stderr)
     print(f"{config['dataset']}: {data.n_train} training examples of {data.x_dim} pixels; "
