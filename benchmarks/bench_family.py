@@ -79,6 +79,7 @@ def parse_arguments():
 
 ARGUMENTS = parse_arguments()
 PAUSE = 0.0 if ARGUMENTS.quick else IDLE_PAUSE   # quick: checks that it runs, times nothing
+OPTIMIZER_PAUSE = 0.0 if ARGUMENTS.quick else ARGUMENTS.optimizer_pause
 torch = None
 if ARGUMENTS.child is not None and not ARGUMENTS.no_torch:   # the parent only prints
     try:
@@ -237,8 +238,7 @@ def time_optimizer(name, params, grad):
                 optimizer.step()
         runners["pytorch"] = run_torch
     steps = max(steps_for(run, ARGUMENTS.round_seconds / 3) for run in runners.values())
-    return interleaved_ms(runners, ARGUMENTS.rounds, steps,
-                          0.0 if ARGUMENTS.quick else ARGUMENTS.optimizer_pause)
+    return interleaved_ms(runners, ARGUMENTS.rounds, steps, OPTIMIZER_PAUSE)
 
 
 def child(threads):

@@ -71,8 +71,8 @@ def workloads():
 
 def child(arguments):
     threads = int(arguments.child)
-    from threadpoolctl import threadpool_info  # noqa: PLC0415  (after the environment)
-    pool = next((p for p in threadpool_info() if p["user_api"] == "blas"), {})
+    from numpyvae.threads import blas_pool  # noqa: PLC0415  (loads NumPy and its BLAS)
+    pool = blas_pool() or {}
     result = {"kernels": pool.get("architecture") or pool.get("internal_api", "?"),
               "threads": threads, "gflops": {}}
     for name, shapes in workloads().items():

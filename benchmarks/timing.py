@@ -207,9 +207,8 @@ def run_children(script, threads, arguments, marker):
 def child_record(threads, numpyvae, torch, **fields):
     """What every benchmark child reports beside its timings: the thread count, the
     versions and the load average at its start (the child adds "load_end")."""
-    from numpyvae.threads import blas_description  # noqa: PLC0415  (as numpyvae above)
     return {"threads": threads, "numpy": np.__version__, "numpyvae": numpyvae.__version__,
-            "blas": blas_description(),
+            "blas": numpyvae.threads.blas_description(),
             "torch": torch.__version__ if torch else None, "load_start": os.getloadavg(),
             **fields}
 
@@ -218,7 +217,7 @@ def versions_text(record):
     """The versions, and NumPy's BLAS with its kernels: OPENBLAS_CORETYPE in the
     environment can hold OpenBLAS to slower ones (README, "Speed")."""
     return (f"numpyvae {record['numpyvae']}, NumPy {record['numpy']} with "
-            f"{record.get('blas', 'its BLAS')}, PyTorch {record['torch'] or 'not installed'}, "
+            f"{record['blas']}, PyTorch {record['torch'] or 'not installed'}, "
             f"{os.cpu_count()} cores")
 
 

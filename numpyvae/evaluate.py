@@ -231,7 +231,7 @@ def evaluate(run_dir, k=5000, n_test=None, draws=10, split="test", batch=None,
              f"; {results_path(run_dir, results)} cannot be written ({unwritable}): the "
              "result will be printed, not saved (--results FILE saves it elsewhere)."),
           file=stream)
-    notice = None if backend.backend_name() == "cupy" else threads.kernel_notice()
+    notice = threads.kernel_notice()
     if notice is not None:
         print(notice, file=stream)
 

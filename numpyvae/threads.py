@@ -20,6 +20,8 @@ to float32 rounding, not bit for bit; ``--threads N`` makes it bit for bit.
 import os
 import time
 
+from . import backend
+
 try:
     from threadpoolctl import threadpool_info, threadpool_limits
 except ImportError:                      # an install without it: the BLAS default stays
@@ -101,10 +103,18 @@ def blas_pool(info=None):
     return pools[0] if pools else None
 
 
+def _on_gpu(info):
+    """Whether this process's products run on the GPU (the cupy backend, asked only when
+    no BLAS record is handed in)."""
+    return info is None and backend.backend_name() == "cupy"
+
+
 def blas_description(info=None, environ=None):
-    """The BLAS in words, for logs and run records: library, version, kernels, and the
-    variable that chose the kernels where one did (e.g. "openblas 0.3.31 (Haswell
-    kernels, as OPENBLAS_CORETYPE sets)")."""
+    """The BLAS the array backend's products run on, in words, for logs and run records:
+    library, version, kernels, and the variable that chose the kernels where one did
+    (e.g. "openblas 0.3.31 (Haswell kernels, as OPENBLAS_CORETYPE sets)")."""
+    if _on_gpu(info):
+        return "cupy (the GPU's cuBLAS)"
     pool = blas_pool(info)
     if pool is None:
         return "unknown (threadpoolctl not installed)" if threadpool_info is None else "unknown"
@@ -123,8 +133,10 @@ def kernel_notice(info=None, environ=None, avx512=None):
     faster on one thread (README, "Speed"). None where there is nothing to say."""
     environ = os.environ if environ is None else environ
     forced = environ.get("OPENBLAS_CORETYPE")
+    if not forced or _on_gpu(info):
+        return None
     pool = blas_pool(info)
-    if not forced or pool is None or pool.get("internal_api") != "openblas":
+    if pool is None or pool.get("internal_api") != "openblas":
         return None
     kernels = str(pool.get("architecture") or "")
     if kernels.lower() in AVX512_KERNELS or not (cpu_has_avx512() if avx512 is None else avx512):

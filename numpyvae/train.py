@@ -1287,8 +1287,7 @@ def _train(args, run, config, budget, started):
     run_dir, data, settings = run.run_dir, run.data, run.settings
     config["budget_samples"] = budget
     command = " ".join(["python -m numpyvae.train"] + args.argv)
-    on_gpu = backend.backend_name() == "cupy"      # its products run on the GPU's cuBLAS
-    blas = "cupy (the GPU's cuBLAS)" if on_gpu else threads.blas_description()
+    blas = threads.blas_description()
     if args.resume is None:
         config["command"] = command
         config["blas"] = blas
@@ -1296,7 +1295,7 @@ def _train(args, run, config, budget, started):
         config.setdefault("resumed_with", []).append(command)
         record_blas_change(config, blas, run.samples_seen)
     write_config(run_dir, config)
-    notice = None if on_gpu else threads.kernel_notice()
+    notice = threads.kernel_notice()
     if notice is not None:
         print(notice, file=sys.stderr)
     print(f"{config['dataset']}: {data.n_train} training examples of {data.x_dim} pixels; "

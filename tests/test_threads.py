@@ -138,3 +138,10 @@ def test_another_blas_gets_no_notice():
     assert threads.kernel_notice(info, {"OPENBLAS_CORETYPE": "Haswell"}, avx512=True) is None
     assert threads.blas_description(info, {}) == "mkl 2024.2"
     assert threads.blas_description([], {}) == "unknown"
+
+
+def test_on_the_gpu_backend_the_run_names_cublas_and_says_nothing_of_openblas(monkeypatch):
+    monkeypatch.setattr(threads.backend, "backend_name", lambda: "cupy")
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    assert threads.blas_description() == "cupy (the GPU's cuBLAS)"
+    assert threads.kernel_notice(avx512=True) is None
