@@ -61,8 +61,11 @@ OPTIMIZER_MODELS = {
     "2.04M (784-1250-z20)": dict(x_dim=784, hidden=(1250,), z_dim=20, likelihood="bernoulli"),
 }
 OPTIMIZERS = {"adam": {"lr": 1e-3}, "adagrad": {"lr": 0.01}}
-TORCH_STATE = {"adam": {"first_moment": "exp_avg", "second_moment": "exp_avg_sq"},
-               "adagrad": {"sum_of_squares": "sum"}}
+# numpyvae's state -> PyTorch's, with the factor between them (Adam's state holds the
+# decayed sums M = m / (1 - beta1) and V = v / (1 - beta2); PyTorch's holds m and v).
+TORCH_STATE = {"adam": {"decayed_gradient_sum": ("exp_avg", 1 - 0.9),
+                        "decayed_square_sum": ("exp_avg_sq", 1 - 0.999)},
+               "adagrad": {"sum_of_squares": ("sum", 1.0)}}
 
 
 def parse_arguments():
@@ -127,18 +130,20 @@ def torch_order_step(name, options, step, param, grad, state, sqrt=np.sqrt):
     where numpyvae (numpyvae/optim.py; NumPy has no fused multiply-add) computes
 
         Adagrad: s = s + g g;  p - (g / (sqrt(s) + eps)) lr
-        Adam:    m = m b1 + g (1 - b1);  v = v b2 + (g g)(1 - b2)
-                 p - (m / (sqrt(v) (1 / sqrt(bc2)) + eps)) (lr / bc1)
+        Adam:    M = M b1 + g;  V = V b2 + g g    (M = m / (1 - b1), V = v / (1 - b2))
+                 p - M / (sqrt(V) (b / a) + eps / a),  a = lr (1 - b1) / bc1,
+                                                       b = sqrt((1 - b2) / bc2)
 
-    ``state`` holds numpyvae's state arrays before the step (read, not changed); ``sqrt``
-    NumPy's (correctly rounded) or PyTorch's."""
+    ``state`` holds the state PyTorch was given before the step (Adam: m and v, numpyvae's
+    M and V times 1 - beta rounded to float32; read, not changed); ``sqrt`` NumPy's
+    (correctly rounded) or PyTorch's."""
     f32 = np.float32
     if name == "adagrad":
-        total = fma(grad, grad, state["sum_of_squares"])
+        total = fma(grad, grad, state["sum"])
         return param + (grad * f32(-options["lr"])) / (sqrt(total) + f32(1e-10))
     beta1, beta2, eps, lr = 0.9, 0.999, 1e-8, options["lr"]
-    m = fma(f32(1 - beta1), grad - state["first_moment"], state["first_moment"])
-    v = fma(f32(1 - beta2) * grad, grad, state["second_moment"] * f32(beta2))
+    m = fma(f32(1 - beta1), grad - state["exp_avg"], state["exp_avg"])
+    v = fma(f32(1 - beta2) * grad, grad, state["exp_avg_sq"] * f32(beta2))
     denominator = sqrt(v) / f32((1 - beta2 ** step) ** 0.5) + f32(eps)
     return param + (f32(-lr / (1 - beta1 ** step)) * m) / denominator
 
@@ -190,15 +195,16 @@ def compare_updates(name, params, grads):
     worst = dict(differ=0.0, ulps=0.0, replay_differ=0.0, replay_torch_sqrt_differ=0.0)
     for step, grad in enumerate(grads, 1):
         before = ours_params.flat.copy()
-        state = {key: ours.state[key].flat.copy() for key in ours.state}
+        state = {torch_key: (ours.state[key].flat * np.float32(factor)).astype(np.float32)
+                 for key, (torch_key, factor) in TORCH_STATE[name].items() if key in ours.state}
         with torch.no_grad():               # PyTorch starts from numpyvae's parameters and state
             for tensor, key in zip(tensors, ours_params):
                 tensor.copy_(torch.from_numpy(np.array(ours_params[key])))
                 tensor.grad = torch.from_numpy(np.array(grad[key]))
-                for ours_key, torch_key in TORCH_STATE[name].items():
+                for ours_key, (torch_key, factor) in TORCH_STATE[name].items():
                     if tensor in theirs.state:          # PyTorch's state exists after a step
-                        theirs.state[tensor][torch_key].copy_(
-                            torch.from_numpy(np.array(ours.state[ours_key][key])))
+                        theirs.state[tensor][torch_key].copy_(torch.from_numpy(
+                            (ours.state[ours_key][key] * np.float32(factor)).astype(np.float32)))
         ours.step(ours_params, grad)
         theirs.step()
         mine = ours_params.flat

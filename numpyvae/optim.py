@@ -19,6 +19,8 @@ whole buffer in one go: there the number of kernel launches is what costs.
 Optimizer state (momentum, running sums) lives in ``opt.state``; ``state_dict()``
 and ``load_state_dict()`` save and restore it, for checkpoints.
 """
+import functools
+
 import numpy
 
 from . import backend, threads
@@ -134,10 +136,7 @@ class Optimizer:
         last bit."""
         self.steps += 1
         runs = self._segments(params, grads, threads.workers())
-        pending = [threads.pool().submit(self._update_all, run) for run in runs[1:]]
-        self._update_all(runs[0])
-        for job in pending:
-            job.result()
+        threads.share([functools.partial(self._update_all, run) for run in runs])
 
     def _update_all(self, segments):
         for segment in segments:
@@ -224,9 +223,24 @@ class Adam(Optimizer):
         theta <- theta - lr * m_hat / (sqrt(v_hat) + eps)
 
     The first update is m_hat / sqrt(v_hat) = g / |g|: every parameter moves by lr.
+
+    The state holds the moments without their (1 - beta) factors, the decayed sums
+    M = m / (1 - beta1) = sum_s beta1^(t-s) g_s and V = v / (1 - beta2), so that
+
+        M <- beta1 M + g                      V <- beta2 V + g * g
+        theta <- theta - a M / (b sqrt(V) + eps),   a = lr (1 - beta1) / (1 - beta1^t),
+                                                    b = sqrt((1 - beta2) / (1 - beta2^t))
+
+    is the same update in ten passes over the arrays instead of thirteen: the two
+    (1 - beta) multiplications, and the scaling of the quotient (folded into the
+    denominator's two constants), were whole passes of their own. :meth:`moments`
+    gives m and v.
     """
 
-    state_names = ("first_moment", "second_moment")
+    state_names = ("decayed_gradient_sum", "decayed_square_sum")
+    # What checkpoints written before the decayed sums held, and the factor to them.
+    _legacy_state = {"decayed_gradient_sum": ("first_moment", "beta1"),
+                     "decayed_square_sum": ("second_moment", "beta2")}
     transient_updates = 1
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8):
@@ -236,23 +250,41 @@ class Adam(Optimizer):
                 raise ValueError(f"{name} must be in [0, 1), got {value}.")
         self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
 
-    def _update(self, param, grad, scratch, first_moment, second_moment):
+    def moments(self):
+        """{"first_moment": m, "second_moment": v}, name -> array (new arrays), the
+        moments of the docstring's first form."""
+        return {moment: {key: value * (1.0 - getattr(self, beta))
+                         for key, value in self.state[name].items()}
+                for name, (moment, beta) in self._legacy_state.items() if name in self.state}
+
+    def load_state_dict(self, saved, params):
+        """As :meth:`Optimizer.load_state_dict`; a checkpoint written before the state
+        held the decayed sums (it holds m and v) is converted, M = m / (1 - beta1) and
+        V = v / (1 - beta2): the run goes on to float rounding, not bit for bit."""
+        if not any(key.startswith(f"{name}/") for key in saved for name in self.state_names):
+            converted = {"steps": saved["steps"]}
+            for name, (moment, beta) in self._legacy_state.items():
+                factor = 1.0 - getattr(self, beta)
+                converted.update({f"{name}/{key[len(moment) + 1:]}": value / factor
+                                  for key, value in saved.items() if key.startswith(f"{moment}/")})
+            saved = converted
+        super().load_state_dict(saved, params)
+
+    def _update(self, param, grad, scratch, gradient_sum, square_sum):
         xp = backend.namespace_of(param)
         correction1 = 1.0 - self.beta1 ** self.steps
         correction2 = 1.0 - self.beta2 ** self.steps
-        first_moment *= self.beta1
-        xp.multiply(grad, 1.0 - self.beta1, out=scratch)
-        first_moment += scratch
-        second_moment *= self.beta2
+        gradient_sum *= self.beta1
+        gradient_sum += grad
+        square_sum *= self.beta2
         xp.multiply(grad, grad, out=scratch)
-        scratch *= 1.0 - self.beta2
-        second_moment += scratch
-        # sqrt(v_hat) + eps = sqrt(v) / sqrt(correction2) + eps
-        xp.sqrt(second_moment, out=scratch)
-        scratch *= 1.0 / correction2 ** 0.5
-        scratch += self.eps
-        xp.divide(first_moment, scratch, out=scratch)
-        scratch *= self.lr / correction1
+        square_sum += scratch
+        # a M / (b sqrt(V) + eps) = M / ((b / a) sqrt(V) + eps / a)
+        inverse_a = correction1 / (self.lr * (1.0 - self.beta1))
+        xp.sqrt(square_sum, out=scratch)
+        scratch *= inverse_a * ((1.0 - self.beta2) / correction2) ** 0.5
+        scratch += inverse_a * self.eps
+        xp.divide(gradient_sum, scratch, out=scratch)
         param -= scratch
 
 

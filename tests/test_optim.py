@@ -103,6 +103,49 @@ def test_optimizer_state_round_trip():
         np.testing.assert_array_equal(params[k], copy[k])
 
 
+def test_adam_moments_are_the_papers_m_and_v():
+    """The state holds the decayed sums M = m / (1 - beta1), V = v / (1 - beta2);
+    moments() gives back m and v (here after one step, where they are (1 - beta) g
+    and (1 - beta2) g^2 whatever the update did)."""
+    target, start = quadratic_problem()
+    params, _ = flat_parameters(start)
+    optimizer = nv.optim.Adam(**SETTINGS["adam"])
+    g = gradient(params, target)
+    optimizer.step(params, g)
+    moments = optimizer.moments()
+    for k in g:
+        np.testing.assert_allclose(moments["first_moment"][k], 0.2 * g[k], rtol=1e-15)
+        np.testing.assert_allclose(moments["second_moment"][k], 0.01 * g[k] ** 2, rtol=1e-15)
+        np.testing.assert_array_equal(optimizer.state["decayed_gradient_sum"][k], g[k])
+        np.testing.assert_array_equal(optimizer.state["decayed_square_sum"][k], g[k] ** 2)
+
+
+def test_adam_resumes_from_a_checkpoint_that_holds_m_and_v():
+    """Checkpoints written before the state held the decayed sums saved m and v as
+    first_moment/ and second_moment/: they load (converted), and the run goes on as the
+    update written by hand does."""
+    target, start = quadratic_problem()
+    params, _ = flat_parameters(start)
+    optimizer = nv.optim.Adam(**SETTINGS["adam"])
+    for _ in range(5):
+        optimizer.step(params, gradient(params, target))
+    legacy = {"steps": np.asarray(5)}
+    for moment, arrays in optimizer.moments().items():
+        legacy.update({f"{moment}/{k}": value for k, value in arrays.items()})
+    resumed = nv.optim.Adam(**SETTINGS["adam"])
+    resumed.load_state_dict(legacy, params)
+    for name in resumed.state_names:
+        for k in start:
+            np.testing.assert_allclose(resumed.state[name][k], optimizer.state[name][k], rtol=1e-14)
+    for _ in range(20):
+        resumed.step(params, gradient(params, target))
+    expected = by_hand("adam", start, target, 25, **SETTINGS["adam"])
+    for k in expected:
+        np.testing.assert_allclose(params[k], expected[k], rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="missing or has the wrong shape"):
+        nv.optim.Adam().load_state_dict({"steps": np.asarray(5)}, params)
+
+
 def test_optimizer_bad_arguments():
     with pytest.raises(ValueError, match="learning rate"):
         nv.optim.Adagrad(lr=0)

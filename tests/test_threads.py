@@ -145,3 +145,55 @@ def test_on_the_gpu_backend_the_run_names_cublas_and_says_nothing_of_openblas(mo
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     assert threads.blas_description() == "cupy (the GPU's cuBLAS)"
     assert threads.kernel_notice(avx512=True) is None
+
+
+def _where_jobs_run():
+    """share() two jobs; each records its thread's affinity while it runs."""
+    import os
+    import threading
+    seen = {}
+    barrier = threading.Barrier(2, timeout=10)
+
+    def job(name):
+        def run():
+            seen[name] = os.sched_getaffinity(0)
+            barrier.wait()              # both run at the same time
+        return run
+    threads.share([job("caller"), job("worker")])
+    return seen
+
+
+def _two_cores():
+    import os
+    return hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) >= 2
+
+
+@pytest.mark.skipif(not _two_cores(), reason="needs Linux affinity and two cores")
+def test_shared_jobs_run_on_cores_of_their_own_and_the_caller_is_released_after():
+    """While the jobs run, the calling thread is held to its core and the pool's thread
+    to another (else a kernel may run the woken thread on the caller's core, after the
+    caller's share); afterwards the caller may run where it could before."""
+    import os
+    before = os.sched_getaffinity(0)
+    threads.share([lambda: None, lambda: None])      # the pool's thread exists, with its id
+    seen = _where_jobs_run()
+    assert len(seen["caller"]) == 1 and seen["caller"] <= before
+    assert seen["worker"] and not seen["worker"] & seen["caller"] and seen["worker"] <= before
+    assert os.sched_getaffinity(0) == before
+
+
+@pytest.mark.parametrize("broken", ["no sched_getcpu", "setaffinity refused"])
+def test_shared_jobs_still_run_where_cores_cannot_be_chosen(broken, monkeypatch):
+    import os
+    monkeypatch.setitem(threads._state, "worker_cpus", ())
+    if broken == "no sched_getcpu":
+        monkeypatch.setitem(threads._state, "getcpu", False)
+    else:
+        def refuse(*_):
+            raise OSError("not permitted")
+        monkeypatch.setattr(os, "sched_setaffinity", refuse, raising=False)
+    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    seen = _where_jobs_run()
+    assert set(seen) == {"caller", "worker"}
+    if before is not None:
+        assert seen["caller"] == before and os.sched_getaffinity(0) == before
