@@ -19,8 +19,6 @@ whole buffer in one go: there the number of kernel launches is what costs.
 Optimizer state (momentum, running sums) lives in ``opt.state``; ``state_dict()``
 and ``load_state_dict()`` save and restore it, for checkpoints.
 """
-import functools
-
 import numpy
 
 from . import backend, threads
@@ -136,7 +134,10 @@ class Optimizer:
         last bit."""
         self.steps += 1
         runs = self._segments(params, grads, threads.workers())
-        threads.share([functools.partial(self._update_all, run) for run in runs])
+        pending = [threads.pool().submit(self._update_all, run) for run in runs[1:]]
+        self._update_all(runs[0])
+        for job in pending:
+            job.result()
 
     def _update_all(self, segments):
         for segment in segments:

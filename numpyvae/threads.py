@@ -29,9 +29,7 @@ except ImportError:                      # an install without it: the BLAS defau
 
 RECHECK_SECONDS = 3.0
 TRIAL_SECONDS = 60.0     # how long auto keeps the faster count before timing both again
-# What the training command chose, for optim.py; the cores share() last held the pool's
-# threads to.
-_state = {"workers": 1, "pool": None, "worker_cpus": ()}
+_state = {"workers": 1, "pool": None}   # what the training command chose, for optim.py
 ENVIRONMENT = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -43,93 +41,12 @@ def workers():
 
 def pool():
     """The worker threads element-wise work shares beside the calling one (started on
-    first use; each records its thread id, for :func:`share` to place it)."""
+    first use)."""
     if _state["pool"] is None:
         from concurrent.futures import ThreadPoolExecutor
-        thread_ids = []
         _state["pool"] = ThreadPoolExecutor(max_workers=max(1, cores() - 1),
-                                            thread_name_prefix="numpyvae",
-                                            initializer=_record_thread, initargs=(thread_ids,))
-        _state["pool"].thread_ids = thread_ids
+                                            thread_name_prefix="numpyvae")
     return _state["pool"]
-
-
-def _record_thread(thread_ids):
-    import threading
-    thread_ids.append(threading.get_native_id())
-
-
-def share(jobs):
-    """Call ``jobs[0]()`` on this thread and every other job on a pool thread, at the
-    same time; return when all are done. Where the OS lets a thread choose its core
-    (Linux), each runs on a core of its own meanwhile: this thread is held to the core
-    it is on until the jobs are done, the pool's threads to the others.
-
-    Why: a thread woken by another may be put on the waker's core, and a kernel may
-    keep it there (the 2-vCPU virtual machine of issue 18's measurements packs woken
-    threads onto busy vCPUs): the pool thread then waits for this one's share to end
-    before it starts its own, and two workers take as long as one. Pinned, the woken
-    thread starts on its own core (an Adam step over 816k parameters there: 0.48 ms
-    against 0.59 unpinned and 0.71 on one worker)."""
-    if len(jobs) == 1:
-        jobs[0]()
-        return
-    workers_pool = pool()
-    restore = _pin_for_sharing(workers_pool.thread_ids)
-    try:
-        pending = [workers_pool.submit(job) for job in jobs[1:]]
-        jobs[0]()
-        for job in pending:
-            job.result()
-    finally:
-        if restore is not None:
-            _set_affinity(0, restore)
-
-
-def _current_cpu():
-    """The core this thread runs on now, or None where that cannot be asked."""
-    getcpu = _state.get("getcpu")
-    if getcpu is None:
-        try:
-            import ctypes
-            getcpu = ctypes.CDLL(None).sched_getcpu
-            getcpu.restype, getcpu.argtypes = ctypes.c_int, []
-        except (OSError, AttributeError):
-            getcpu = False
-        _state["getcpu"] = getcpu
-    if not getcpu:
-        return None
-    cpu = getcpu()
-    return cpu if cpu >= 0 else None
-
-
-def _set_affinity(thread_id, cpus):
-    try:
-        os.sched_setaffinity(thread_id, cpus)
-        return True
-    except OSError:                    # a core taken away meanwhile, a thread gone
-        return False
-
-
-def _pin_for_sharing(thread_ids):
-    """Hold this thread to its core and the pool's threads (``thread_ids``) to the
-    others; return the mask to restore afterwards, or None where nothing was pinned."""
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    allowed = os.sched_getaffinity(0)
-    here = _current_cpu()
-    if here is None or here not in allowed or len(allowed) < 2:
-        return None
-    others = sorted(allowed - {here})
-    wanted = tuple((worker, others[index % len(others)])
-                   for index, worker in enumerate(thread_ids))
-    if wanted != _state["worker_cpus"]:
-        if not all(_set_affinity(worker, {cpu}) for worker, cpu in wanted):
-            return None
-        _state["worker_cpus"] = wanted
-    if not _set_affinity(0, {here}):
-        return None
-    return allowed
 
 
 def cores():
