@@ -48,6 +48,9 @@ class Optimizer:
 
     state_names = ()
     transient_updates = 0
+    # Set by load_state_dict where it converted an older checkpoint's state (the run then
+    # goes on to float rounding, not bit for bit; the training command says so).
+    converted_state = False
 
     def __init__(self, lr):
         if not lr > 0:
@@ -262,7 +265,9 @@ class Adam(Optimizer):
         """As :meth:`Optimizer.load_state_dict`; a checkpoint written before the state
         held the decayed sums (it holds m and v) is converted, M = m / (1 - beta1) and
         V = v / (1 - beta2): the run goes on to float rounding, not bit for bit."""
-        if not any(key.startswith(f"{name}/") for key in saved for name in self.state_names):
+        self.converted_state = not any(key.startswith(f"{name}/") for key in saved
+                                       for name in self.state_names)
+        if self.converted_state:
             converted = {"steps": saved["steps"]}
             for name, (moment, beta) in self._legacy_state.items():
                 factor = 1.0 - getattr(self, beta)

@@ -552,6 +552,11 @@ class Run:
             self.model.params.assign(params)
             self.model.buffers.assign(checkpoint.buffers_from(arrays))
             self.optimizer.load_state_dict(optimizer_state, self.model.params)
+            if self.optimizer.converted_state:
+                print(f"note: {where} holds the {self.settings['optimizer']} state numpyvae "
+                      "wrote before this version's; it was converted, so the run agrees with "
+                      "an uninterrupted one to float32 rounding, not bit for bit.",
+                      file=sys.stderr)
         except (ValueError, KeyError) as error:
             raise UsageError(f"{where} does not fit this run's architecture "
                              f"(model {self.settings['model']}, {self.model.architecture()}, "

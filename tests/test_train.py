@@ -162,6 +162,29 @@ def test_the_run_records_its_blas_and_a_resume_under_another(tmp_path, capsys, m
 
 
 @needs_frey
+def test_an_adam_checkpoint_holding_m_and_v_resumes_with_a_note(tmp_path, capsys):
+    # Adam's state was m and v before it held the decayed sums M = m / (1 - beta1) and
+    # V = v / (1 - beta2): such a checkpoint still resumes, converted, and says so.
+    run_dir = tmp_path / "run"
+    assert train(*TINY, "--optimizer", "adam", "--lr", "0.001", "--samples", 200,
+                 "--out", run_dir, "--no-figures") == 0
+    path = run_dir / checkpoint.CHECKPOINT_NAME
+    params, state, meta, arrays = checkpoint.load(path)
+    legacy = {"steps": state["steps"]}
+    for name, moment, factor in (("decayed_gradient_sum", "first_moment", 1 - 0.9),
+                                 ("decayed_square_sum", "second_moment", 1 - 0.999)):
+        legacy.update({f"{moment}/{key[len(name) + 1:]}": value * numpy.float32(factor)
+                       for key, value in state.items() if key.startswith(f"{name}/")})
+    assert len(legacy) == len(state)
+    checkpoint.save(path, params, legacy, meta, arrays)
+    capsys.readouterr()
+    assert train("--resume", run_dir, "--samples", 300, "--no-figures") == 0
+    assert "it was converted" in capsys.readouterr().err
+    assert train("--resume", run_dir, "--samples", 400, "--no-figures") == 0
+    assert "it was converted" not in capsys.readouterr().err
+
+
+@needs_frey
 def test_sigint_writes_a_resumable_checkpoint(tmp_path):
     run_dir = tmp_path / "interrupted"
     command = [sys.executable, "-m", "numpyvae.train", *TINY, "--samples", "1e8",
