@@ -717,7 +717,7 @@ class Run:
                         record = self.evaluate()
                         bar.message(f"samples {self.samples_seen:>10d}  epoch {record['epoch']:8.1f}"
                                     f"  train ELBO {record['train_elbo']:9.2f}  test ELBO "
-                                    f"{record['test_elbo']:9.2f}")
+                                    f"{record['test_elbo']:9.2f}{objective_text(model, record)}")
                         next_eval = next_evaluation(self.samples_seen, per_decade, budget)
                         if self.figure_schedule is not None:
                             self.figure_schedule.evaluated()
@@ -1268,6 +1268,19 @@ def _start(args, locks):
     return run, config, budget
 
 
+def objective_text(model, record, separator="  "):
+    """The objective a member trains, where it is not the ELBO (an IWAE bound, a
+    beta-objective), beside the ELBO in the progress lines: an IWAE-trained encoder's
+    one-sample ELBO is loose and noisy (its log-weights are heavy-tailed) while the bound
+    it trains rises steadily, and a user watching only the ELBO would think the run
+    unstable."""
+    label = model.objective_label
+    if label == "ELBO" or "train_objective" not in record:
+        return ""
+    return (f"{separator}{label}: train {record['train_objective']:.2f}, "
+            f"test {record['test_objective']:.2f}")
+
+
 def record_blas_change(config, blas, samples_seen):
     """On --resume: where the BLAS (its kernels above all) differs from the one the run
     last trained under, note it in the run's config with the point it changed, since a
@@ -1339,7 +1352,8 @@ def _train(args, run, config, budget, started):
               f", latent dimensions in use {last['test_active_dimensions']} of {run.model.z_dim}")
     print(f"Done: {run.samples_seen} samples seen in {run.wall_seconds:.1f} s of training "
           f"({time.monotonic() - started:.1f} s this session). train ELBO "
-          f"{last['train_elbo']:.2f}, test ELBO {last['test_elbo']:.2f}{in_use}. Run directory: "
+          f"{last['train_elbo']:.2f}, test ELBO {last['test_elbo']:.2f}"
+          f"{objective_text(run.model, last, separator='; ')}{in_use}. Run directory: "
           f"{run_dir}", file=sys.stderr)
     if chooser.changes:
         print(f"BLAS threads followed the machine's load ({chooser.changes} change(s); now "

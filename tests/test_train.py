@@ -162,6 +162,22 @@ def test_the_run_records_its_blas_and_a_resume_under_another(tmp_path, capsys, m
 
 
 @needs_frey
+def test_the_progress_lines_name_the_objective_a_member_trains_beside_the_elbo(tmp_path, capsys):
+    # An IWAE-trained encoder's one-sample ELBO is loose and jumps from one evaluation to
+    # the next; the bound it trains is printed beside it, from the run's own records.
+    assert train(*TINY, "--model", "iwae", "--k", 3, "--samples", 1000,
+                 "--out", tmp_path / "iwae", "--no-figures") == 0
+    err = capsys.readouterr().err
+    last = read_metrics(tmp_path / "iwae")[-1]
+    assert (f"IWAE bound (k=3): train {last['train_objective']:.2f}, "
+            f"test {last['test_objective']:.2f}") in err
+    assert f"test ELBO {last['test_elbo']:.2f}; IWAE bound (k=3)" in err    # the Done line
+    assert train(*TINY, "--samples", 1000, "--out", tmp_path / "vae", "--no-figures") == 0
+    err = capsys.readouterr().err
+    assert "train ELBO" in err and "bound" not in err and "objective" not in err.split("Done")[1]
+
+
+@needs_frey
 def test_an_adam_checkpoint_holding_m_and_v_resumes_with_a_note(tmp_path, capsys):
     # Adam's state was m and v before it held the decayed sums M = m / (1 - beta1) and
     # V = v / (1 - beta2): such a checkpoint still resumes, converted, and says so.
