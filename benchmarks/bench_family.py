@@ -61,11 +61,9 @@ OPTIMIZER_MODELS = {
     "2.04M (784-1250-z20)": dict(x_dim=784, hidden=(1250,), z_dim=20, likelihood="bernoulli"),
 }
 OPTIMIZERS = {"adam": {"lr": 1e-3}, "adagrad": {"lr": 0.01}}
-# numpyvae's state -> PyTorch's, with the factor between them (Adam's state holds the
-# decayed sums M = m / (1 - beta1) and V = v / (1 - beta2); PyTorch's holds m and v).
-TORCH_STATE = {"adam": {"decayed_gradient_sum": ("exp_avg", 1 - 0.9),
-                        "decayed_square_sum": ("exp_avg_sq", 1 - 0.999)},
-               "adagrad": {"sum_of_squares": ("sum", 1.0)}}
+# The optimizers' state, as state_for_torch gives numpyvae's -> PyTorch's names.
+TORCH_STATE = {"adam": {"first_moment": "exp_avg", "second_moment": "exp_avg_sq"},
+               "adagrad": {"sum_of_squares": "sum"}}
 
 
 def parse_arguments():
@@ -148,6 +146,14 @@ def torch_order_step(name, options, step, param, grad, state, sqrt=np.sqrt):
     return param + (f32(-lr / (1 - beta1 ** step)) * m) / denominator
 
 
+def state_for_torch(name, optimizer):
+    """numpyvae's optimizer state as PyTorch keeps it, PyTorch's name -> {array name:
+    array}: Adam's m and v (``moments()``: its state holds the decayed sums), Adagrad's
+    running sum as it is."""
+    ours = optimizer.moments() if name == "adam" else optimizer.state
+    return {torch_key: ours[key] for key, torch_key in TORCH_STATE[name].items() if key in ours}
+
+
 def clone(params):
     """A ParameterDict of the same layout holding a copy of the values."""
     copy = params.zeros_like()
@@ -195,16 +201,16 @@ def compare_updates(name, params, grads):
     worst = dict(differ=0.0, ulps=0.0, replay_differ=0.0, replay_torch_sqrt_differ=0.0)
     for step, grad in enumerate(grads, 1):
         before = ours_params.flat.copy()
-        state = {torch_key: (ours.state[key].flat * np.float32(factor)).astype(np.float32)
-                 for key, (torch_key, factor) in TORCH_STATE[name].items() if key in ours.state}
+        given = state_for_torch(name, ours)
+        state = {torch_key: np.concatenate([np.ravel(array) for array in arrays.values()])
+                 for torch_key, arrays in given.items()}
         with torch.no_grad():               # PyTorch starts from numpyvae's parameters and state
             for tensor, key in zip(tensors, ours_params):
                 tensor.copy_(torch.from_numpy(np.array(ours_params[key])))
                 tensor.grad = torch.from_numpy(np.array(grad[key]))
-                for ours_key, (torch_key, factor) in TORCH_STATE[name].items():
+                for torch_key, arrays in given.items():
                     if tensor in theirs.state:          # PyTorch's state exists after a step
-                        theirs.state[tensor][torch_key].copy_(torch.from_numpy(
-                            (ours.state[ours_key][key] * np.float32(factor)).astype(np.float32)))
+                        theirs.state[tensor][torch_key].copy_(torch.from_numpy(np.array(arrays[key])))
         ours.step(ours_params, grad)
         theirs.step()
         mine = ours_params.flat
