@@ -26,11 +26,16 @@ import statistics
 import subprocess
 import sys
 
+# Every process gets its OPENBLAS_CORETYPE in its environment at start, so NumPy (and its
+# BLAS) may load with these imports.
+import numpy
 from aevb_models import FAMILY, matmul_shapes  # beside this script
 from timing import THREAD_VARIABLES, best_seconds, matmul_runner
 
+from numpyvae.fused_weights import BLOCK_ROWS  # an evaluation's block of decoder rows
+from numpyvae.threads import blas_pool
+
 MARKER = "BENCH_KERNELS_RESULT "
-EVALUATION_ROWS = 512   # numpyvae.fused_weights.BLOCK_ROWS: the decoder's block of rows
 
 
 def parse_arguments():
@@ -64,14 +69,13 @@ def workloads():
                                     model["likelihood"], rows)
     iwae = FAMILY["iwae-arch-k1"]["model"]
     widths = [iwae["z_dim"], *iwae["hidden"][::-1], iwae["x_dim"]]
-    loads["evaluation: IWAE decoder, 512 rows"] = [(EVALUATION_ROWS, a, b)
-                                                   for a, b in zip(widths[:-1], widths[1:])]
+    loads[f"evaluation: IWAE decoder, {BLOCK_ROWS} rows"] = [
+        (BLOCK_ROWS, a, b) for a, b in zip(widths[:-1], widths[1:])]
     return loads
 
 
 def child(arguments):
     threads = int(arguments.child)
-    from numpyvae.threads import blas_pool  # noqa: PLC0415  (loads NumPy and its BLAS)
     pool = blas_pool() or {}
     result = {"kernels": pool.get("architecture") or pool.get("internal_api", "?"),
               "threads": threads, "gflops": {}}
@@ -110,7 +114,6 @@ def main():
         order = list(runs) if round_number % 2 == 0 else list(runs)[::-1]
         for setting, threads in order:
             runs[setting, threads].append(run_child(setting, threads, arguments))
-    import numpy  # noqa: PLC0415  (the parent's own, for its version)
     print(f"NumPy {numpy.__version__}; OPENBLAS_CORETYPE in this environment: "
           f"{os.environ.get('OPENBLAS_CORETYPE', '(not set)')}; {os.cpu_count()} cores; "
           f"float32 matrix products, GFLOP/s, medians of {arguments.rounds} round(s)\n")
